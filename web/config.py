@@ -1,0 +1,62 @@
+"""Configuration read from the environment, with safe defaults for the embedded mode.
+
+Every setting is `LINLI_<NAME>`; the embedded mode keeps its SQLite database and its generated
+secret key under `instance/` (never committed).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def instance_path() -> Path:
+    """The folder that holds the embedded database and the generated secret key."""
+    path = Path(os.environ.get("LINLI_INSTANCE_PATH", PROJECT_ROOT / "instance"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_database_url() -> str:
+    """The embedded SQLite database under instance/."""
+    return f"sqlite:///{instance_path() / 'linli.db'}"
+
+
+def database_url() -> str:
+    """The database URL from LINLI_DATABASE_URL, or the embedded default."""
+    return os.environ.get("LINLI_DATABASE_URL") or default_database_url()
+
+
+def secret_key() -> str:
+    """LINLI_SECRET_KEY, or a key generated once and kept in instance/secret_key."""
+    key = os.environ.get("LINLI_SECRET_KEY")
+    if key:
+        return key
+    path = instance_path() / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Settings:
+    """The settings one app instance runs with."""
+
+    database_url: str = field(default_factory=database_url)
+    secret_key: str = field(default_factory=secret_key)
+    timezone: str = field(default_factory=lambda: os.environ.get("LINLI_TIMEZONE", "Asia/Shanghai"))
+    token_ttl_hours: int = field(
+        default_factory=lambda: int(os.environ.get("LINLI_TOKEN_TTL_HOURS", "720"))
+    )
+    dispatch_response_hours: int = field(
+        default_factory=lambda: int(os.environ.get("LINLI_DISPATCH_RESPONSE_HOURS", "24"))
+    )
+    secure_cookies: bool = field(
+        default_factory=lambda: os.environ.get("LINLI_SECURE_COOKIES", "0") == "1"
+    )
+    testing: bool = False

@@ -1,0 +1,1 @@
+"""Plain-Python domain rules of the service: enums, state machines, the acting user."""

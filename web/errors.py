@@ -1,0 +1,72 @@
+"""Domain errors. Each carries the HTTP status it is answered with and a stable code.
+
+The service layer raises these; the API maps them to the one error shape
+`{"error": {"code", "message", "status", "fields"?}}`.
+"""
+
+from __future__ import annotations
+
+
+class LinliError(Exception):
+    """Base of every error the service layer raises on purpose."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, fields: dict | None = None, **params):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+        self.params = params
+
+
+class ValidationError(LinliError):
+    """Input that breaks a rule: answered 422 naming each bad field."""
+
+    status = 422
+    code = "validation_error"
+
+
+class NotFoundError(LinliError):
+    """The object does not exist or is outside the caller's scope."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, what: str, ident=None):
+        super().__init__(f"{what} not found", what=what, id=ident)
+
+
+class PermissionDeniedError(LinliError):
+    """The caller's roles do not allow this action."""
+
+    status = 403
+    code = "forbidden"
+
+
+class AuthenticationError(LinliError):
+    """No valid credentials."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class ConflictError(LinliError):
+    """The action conflicts with the current state (quantity gone, duplicate claim, …)."""
+
+    status = 409
+    code = "conflict"
+
+
+class IllegalTransitionError(ConflictError):
+    """A status move that the state machine does not allow."""
+
+    code = "illegal_transition"
+
+    def __init__(self, machine: str, current: str, target: str):
+        super().__init__(
+            f"{machine}: cannot move from '{current}' to '{target}'",
+            machine=machine,
+            current=current,
+            target=target,
+        )

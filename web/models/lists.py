@@ -1,0 +1,143 @@
+"""The lists: categories, resource items (资源清单), demand items (需求清单), micro-wishes (微心愿)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from web.db import Base
+from web.models.types import TagList, UTCDateTime
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name_zh: Mapped[str] = mapped_column(String(50))
+    name_en: Mapped[str] = mapped_column(String(80))
+    sort_order: Mapped[int] = mapped_column(Integer, default=100)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+resource_service_areas = Table(
+    "resource_service_areas",
+    Base.metadata,
+    Column("resource_id", ForeignKey("resource_items.id", ondelete="CASCADE"), primary_key=True),
+    Column("community_id", ForeignKey("communities.id"), primary_key=True),
+)
+
+
+class ResourceItem(Base):
+    __tablename__ = "resource_items"
+    __table_args__ = (
+        CheckConstraint("quantity_remaining >= 0", name="remaining_not_negative"),
+        CheckConstraint("quantity_remaining <= quantity_total", name="remaining_within_total"),
+        CheckConstraint("value_fen_per_unit >= 0", name="value_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    skills: Mapped[list[str]] = mapped_column(TagList, default=list)
+    capacity_per_occasion: Mapped[int] = mapped_column(Integer)
+    quantity_total: Mapped[int] = mapped_column(Integer)
+    quantity_remaining: Mapped[int] = mapped_column(Integer)
+    # {"date_ranges": [{"start": "2026-01-01", "end": "2026-12-31"}],
+    #  "weekly": [{"weekday": 5, "start": "09:00", "end": "12:00"}]}
+    availability: Mapped[dict] = mapped_column(JSON, default=dict)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[int | None] = mapped_column(Integer)
+    value_fen_per_unit: Mapped[int] = mapped_column(Integer, default=0)
+    is_standing_offer: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    service_communities = relationship("Community", secondary=resource_service_areas)
+    category: Mapped[Category] = relationship()
+    unit = relationship("Unit")
+
+
+class DemandItem(Base):
+    __tablename__ = "demand_items"
+    __table_args__ = (
+        CheckConstraint("quantity_needed > 0", name="needed_positive"),
+        CheckConstraint("quantity_open >= 0", name="open_not_negative"),
+        CheckConstraint("quantity_open <= quantity_needed", name="open_within_needed"),
+        CheckConstraint("quantity_confirmed >= 0", name="confirmed_not_negative"),
+        CheckConstraint("rating IS NULL OR (rating BETWEEN 1 AND 5)", name="rating_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    required_skills: Mapped[list[str]] = mapped_column(TagList, default=list)
+    quantity_needed: Mapped[int] = mapped_column(Integer)
+    # Not yet held by any pending, offered, approved or accepted assignment.
+    quantity_open: Mapped[int] = mapped_column(Integer)
+    # Held by approved or accepted assignments: what the coverage roll-up counts.
+    quantity_confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    beneficiaries_count: Mapped[int] = mapped_column(Integer, default=1)
+    source: Mapped[str] = mapped_column(String(20))
+    beneficiary_name: Mapped[str | None] = mapped_column(String(100))
+    beneficiary_phone: Mapped[str | None] = mapped_column(String(32))
+    beneficiary_address: Mapped[str | None] = mapped_column(String(300))
+    beneficiary_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(String(1000))
+    rated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    category: Mapped[Category] = relationship()
+    community = relationship("Community")
+
+
+class MicroWish(Base):
+    __tablename__ = "micro_wishes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    demand_id: Mapped[int | None] = mapped_column(ForeignKey("demand_items.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

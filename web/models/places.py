@@ -1,0 +1,66 @@
+"""Places: subdistrict → community → grid (nested levels) → estate → building."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from web.db import Base
+
+
+class Subdistrict(Base):
+    __tablename__ = "subdistricts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    communities: Mapped[list[Community]] = relationship(back_populates="subdistrict")
+
+
+class Community(Base):
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subdistrict_id: Mapped[int] = mapped_column(ForeignKey("subdistricts.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+    # Claims by units paired with this community (or one of its grids) skip the secretary.
+    auto_approve_paired_claims: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How long a dispatched unit has to answer, in hours.
+    dispatch_response_hours: Mapped[int] = mapped_column(Integer, default=24)
+    subdistrict: Mapped[Subdistrict] = relationship(back_populates="communities")
+
+
+class Grid(Base):
+    __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("community_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    community: Mapped[Community] = relationship()
+
+
+class Estate(Base):
+    __tablename__ = "estates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lng: Mapped[float | None] = mapped_column(Float)
+
+
+class Building(Base):
+    __tablename__ = "buildings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    estate_id: Mapped[int] = mapped_column(ForeignKey("estates.id"), index=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    estate: Mapped[Estate] = relationship()
