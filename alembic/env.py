@@ -2,10 +2,10 @@
 
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy.types import TypeDecorator
 
 import web.models  # noqa: F401  (registers every table)
+from alembic import context
 from web.config import database_url
 from web.db import Base, make_engine
 

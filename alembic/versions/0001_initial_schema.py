@@ -1,15 +1,16 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 20:43:22.817855
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
-import sqlalchemy as sa
+
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

@@ -3,7 +3,7 @@
 from web.models.lists import Category, DemandItem, MicroWish, ResourceItem, resource_service_areas
 from web.models.people import ApiToken, Pairing, Role, RoleGrant, Unit, UnitType, User
 from web.models.places import Building, Community, Estate, Grid, Subdistrict
-from web.models.work import AuditEvent, Assignment, ReportVolunteer, ServiceRecord, WorkReport
+from web.models.work import Assignment, AuditEvent, ReportVolunteer, ServiceRecord, WorkReport
 
 __all__ = [
     "ApiToken", "Assignment", "AuditEvent", "Building", "Category", "Community", "DemandItem",

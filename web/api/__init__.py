@@ -1,0 +1,20 @@
+"""The REST API under /api/v1 (flask-smorest): one blueprint per area, thin views."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from web.api import assignments, auth, demands, places, reports, resources, units, users, wishes
+from web.api.common import LinliApi
+
+BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes)
+
+
+def init_api(app: Flask) -> LinliApi:
+    """Create the Api on `app` and register every blueprint."""
+    api = LinliApi(app)
+    api.spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"})
+    for module in BLUEPRINTS:
+        api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
+    return api

@@ -1,0 +1,97 @@
+"""The Flask application factory. Nothing happens at import time: no engine, no app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, g, send_from_directory
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from web.config import Settings
+from web.db import make_engine, make_session_factory
+from web.errors import LinliError
+
+DOCS_ASSETS = "/api/v1/docs/assets/"
+
+
+@dataclass
+class Linli:
+    """What the app holds for its lifetime: settings, the engine, the session factory."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+    """Build the app: database, API, docs, health check, CLI."""
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="linli_session",
+        JSON_AS_ASCII=False,
+        API_TITLE="Linli 邻里共建 API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=DOCS_ASSETS,
+        API_SPEC_OPTIONS={"security": [{"bearer": []}]},
+    )
+    app.json.ensure_ascii = False
+    engine = engine or make_engine(settings.database_url)
+    app.extensions["linli"] = Linli(settings, engine, make_session_factory(engine))
+
+    _register_api(app)
+    _register_basics(app)
+    from web.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_api(app: Flask) -> None:
+    from web.api import init_api
+    from web.api.common import handle_linli_error, handle_unexpected
+
+    init_api(app)
+    app.register_error_handler(LinliError, handle_linli_error)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def _register_basics(app: Flask) -> None:
+    import swagger_ui_bundle
+
+    assets = Path(swagger_ui_bundle.swagger_ui_path)
+
+    @app.get(DOCS_ASSETS + "<path:filename>")
+    def docs_assets(filename: str):
+        """Swagger UI's files, served from the installed package (no CDN)."""
+        return send_from_directory(assets, filename, max_age=86400)
+
+    @app.get("/healthz")
+    def healthz():
+        """Liveness and the database's state."""
+        linli: Linli = app.extensions["linli"]
+        try:
+            with linli.engine.connect() as conn:
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return {"status": "ok", "database": {"ok": True, "dialect": linli.engine.dialect.name,
+                                                 "revision": revision}}
+        except Exception as exc:  # the answer is the database's state, whatever it is
+            return {"status": "error", "database": {"ok": False, "error": type(exc).__name__}}, 503
+
+    @app.teardown_appcontext
+    def close_session(_exc):
+        session = g.pop("db", None)
+        if session is not None:
+            session.close()

@@ -1,0 +1,97 @@
+"""Helpers every service uses: transactions, the clock, lookups, pagination, validation."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from web.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def write(fn: F) -> F:
+    """Run a service function as one transaction: commit if it returns, roll back if it raises.
+
+    An integrity error from the database (a unique or check constraint) becomes a 409.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(session: Session, *args, **kwargs):
+        try:
+            result = fn(session, *args, **kwargs)
+            session.commit()
+            return result
+        except IntegrityError as exc:
+            session.rollback()
+            raise ConflictError("the change conflicts with existing data", detail=str(exc.orig)) from exc
+        except BaseException:
+            session.rollback()
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def get_or_404(session: Session, model, ident, what: str | None = None):
+    """The row of `model` with primary key `ident`, or NotFoundError."""
+    obj = session.get(model, ident) if ident is not None else None
+    if obj is None:
+        raise NotFoundError(what or model.__name__, ident)
+    return obj
+
+
+def require(condition: bool, message: str = "not allowed for your role") -> None:
+    """Raise PermissionDeniedError (403) unless `condition` holds."""
+    if not condition:
+        raise PermissionDeniedError(message)
+
+
+def invalid(field: str, message: str) -> ValidationError:
+    """A 422 naming one bad field."""
+    return ValidationError(f"{field}: {message}", fields={field: [message]})
+
+
+def need_reason(reason: str | None, field: str = "reason") -> str:
+    """A non-blank reason, or a 422."""
+    if reason is None or not reason.strip():
+        raise invalid(field, "a reason is required")
+    return reason.strip()
+
+
+@dataclass
+class Page:
+    """One page of a list: the rows and the counts a client needs to page on."""
+
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+
+def paginate(session: Session, stmt: Select, page: int = 1, per_page: int = 20) -> Page:
+    """Run `stmt` for one page and count all its rows."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    return Page(items=list(rows), total=total or 0, page=page, per_page=per_page)
+
+
+LOCAL_TZ = "Asia/Shanghai"
+
+
+def local_date(moment: datetime):
+    """The calendar date of `moment` in Asia/Shanghai (days, deadlines and reports use it)."""
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(LOCAL_TZ)).date()

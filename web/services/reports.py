@@ -1,0 +1,201 @@
+"""Work reports by the lead unit, the secretary's verification, and the service records it yields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
+
+from web.domain.actor import Actor
+from web.domain.states import WORKABLE_STATES, DemandStatus, ReportStatus
+from web.errors import ConflictError, NotFoundError
+from web.models import (
+    Community,
+    DemandItem,
+    ReportVolunteer,
+    ServiceRecord,
+    User,
+    WorkReport,
+)
+from web.services import audit
+from web.services.assignments import complete_assignments
+from web.services.base import (
+    Page,
+    invalid,
+    local_date,
+    need_reason,
+    paginate,
+    require,
+    utcnow,
+    write,
+)
+from web.services.demands import get_demand, lead_assignment
+
+SERVICE_RECORD_NAMESPACE = uuid.UUID("6f1d0c8e-3b0a-4c5e-9a57-7c1b2f3e4d50")
+
+
+def service_record_id(report_volunteer_id: int) -> str:
+    """The stable id of the service record for one report line (the same on every retry)."""
+    return str(uuid.uuid5(SERVICE_RECORD_NAMESPACE, f"report-volunteer:{report_volunteer_id}"))
+
+
+@write
+def submit_report(session: Session, *, actor: Actor, demand_id: int, started_on: date,
+                  ended_on: date, volunteers: list[dict], beneficiaries_served: int,
+                  value_fen: int, summary: str = "", now: datetime | None = None) -> WorkReport:
+    """The lead unit reports the work done: dates, volunteers and their minutes, people, value."""
+    now = now or utcnow()
+    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    lead = lead_assignment(session, demand.id)
+    require(lead is not None and actor.is_unit_admin_of(lead.unit_id),
+            "only the lead unit reports for the team")
+    if demand.status not in WORKABLE_STATES:
+        raise ConflictError("work cannot be reported on this demand now", status=demand.status)
+    _check_dates(started_on, ended_on, local_date(now))
+    if beneficiaries_served < 0:
+        raise invalid("beneficiaries_served", "cannot be negative")
+    if value_fen < 0:
+        raise invalid("value_fen", "cannot be negative")
+    lines = [_volunteer_line(session, i, v) for i, v in enumerate(volunteers)]
+    if not lines:
+        raise invalid("volunteers", "name at least one volunteer")
+    report = WorkReport(demand_id=demand.id, unit_id=lead.unit_id, started_on=started_on,
+                        ended_on=ended_on, summary=summary,
+                        beneficiaries_served=beneficiaries_served, value_fen=value_fen,
+                        status=str(ReportStatus.SUBMITTED), submitted_by=actor.user_id,
+                        submitted_at=now, volunteers=lines)
+    session.add(report)
+    session.flush()
+    audit.record(session, entity_type="work_reports", entity_id=report.id, demand_id=demand.id,
+                 action="submitted", actor=actor, now=now, to_status=report.status,
+                 data={"volunteers": len(lines), "minutes": sum(v.minutes for v in lines)})
+    audit.transition(session, demand, DemandStatus.REPORTED, actor=actor, now=now,
+                     action="reported", data={"report_id": report.id})
+    return report
+
+
+def _check_dates(started_on: date, ended_on: date, today: date) -> None:
+    if ended_on < started_on:
+        raise invalid("ended_on", "ends before it starts")
+    if ended_on > today:
+        raise invalid("ended_on", "work cannot be reported for days to come")
+
+
+def _volunteer_line(session: Session, index: int, data: dict) -> ReportVolunteer:
+    field = f"volunteers.{index}"
+    minutes = data.get("minutes")
+    if minutes is None or minutes < 1 or minutes > 24 * 60 * 31:
+        raise invalid(f"{field}.hours", "between one minute and 31 days")
+    if data.get("user_id") is not None:
+        user = session.get(User, data["user_id"])
+        if user is None:
+            raise invalid(f"{field}.user_id", "no such user")
+        return ReportVolunteer(user_id=user.id, name=data.get("name") or user.display_name,
+                               phone=data.get("phone") or user.phone, minutes=minutes)
+    if not (data.get("name") or "").strip() or not (data.get("phone") or "").strip():
+        raise invalid(field, "a volunteer without an account needs a name and a phone")
+    return ReportVolunteer(name=data["name"].strip(), phone=data["phone"].strip(), minutes=minutes)
+
+
+def _visible(actor: Actor) -> Select:
+    if actor.is_system:
+        return select(WorkReport)
+    conds = [WorkReport.unit_id.in_(actor.admin_units)] if actor.admin_units else []
+    demands = select(DemandItem.id)
+    if actor.secretary_communities:
+        conds.append(WorkReport.demand_id.in_(demands.where(
+            DemandItem.community_id.in_(actor.secretary_communities))))
+    if actor.admin_subdistricts:
+        conds.append(WorkReport.demand_id.in_(demands.join(
+            Community, Community.id == DemandItem.community_id).where(
+            Community.subdistrict_id.in_(actor.admin_subdistricts))))
+    if actor.grid_worker_grids:
+        conds.append(WorkReport.demand_id.in_(demands.where(
+            DemandItem.grid_id.in_(actor.grid_worker_grids))))
+    if actor.user_id is not None:
+        conds.append(WorkReport.demand_id.in_(demands.where(
+            DemandItem.beneficiary_user_id == actor.user_id)))
+    return select(WorkReport).where(or_(*conds)) if conds else select(WorkReport).where(False)
+
+
+def get_report(session: Session, *, actor: Actor, report_id: int) -> WorkReport:
+    """A report the actor may read, else 404."""
+    report = session.scalar(_visible(actor).where(WorkReport.id == report_id))
+    if report is None:
+        raise NotFoundError("WorkReport", report_id)
+    return report
+
+
+def list_reports(session: Session, *, actor: Actor, filters: dict, page: int = 1,
+                 per_page: int = 20) -> Page:
+    stmt = _visible(actor)
+    for key in ("status", "demand_id", "unit_id"):
+        if filters.get(key):
+            stmt = stmt.where(getattr(WorkReport, key) == filters[key])
+    return paginate(session, stmt.order_by(WorkReport.id.desc()), page, per_page)
+
+
+def _decide(session: Session, actor: Actor, report_id: int) -> tuple[WorkReport, DemandItem]:
+    report = get_report(session, actor=actor, report_id=report_id)
+    demand = session.get(DemandItem, report.demand_id)
+    require(actor.is_secretary_of(demand.community_id), "only the community's secretary")
+    return report, demand
+
+
+@write
+def verify_report(session: Session, *, actor: Actor, report_id: int,
+                  now: datetime | None = None) -> WorkReport:
+    """The secretary verifies a report: each volunteer line becomes one service record."""
+    now = now or utcnow()
+    report, demand = _decide(session, actor, report_id)
+    audit.transition(session, report, ReportStatus.VERIFIED, actor=actor, now=now)
+    report.decided_by, report.decided_at = actor.user_id, now
+    for line in report.volunteers:
+        session.add(ServiceRecord(
+            id=service_record_id(line.id), report_volunteer_id=line.id, report_id=report.id,
+            demand_id=demand.id, unit_id=report.unit_id, community_id=demand.community_id,
+            category_id=demand.category_id, user_id=line.user_id, name=line.name,
+            minutes=line.minutes, served_on=report.ended_on, verified_by=actor.user_id,
+            verified_at=now))
+    audit.transition(session, demand, DemandStatus.VERIFIED, actor=actor, now=now,
+                     data={"report_id": report.id})
+    complete_assignments(session, demand.id, actor=actor, now=now)
+    return report
+
+
+@write
+def return_report(session: Session, *, actor: Actor, report_id: int, reason: str | None,
+                  now: datetime | None = None) -> WorkReport:
+    """The secretary returns a report for correction; the lead unit reports again."""
+    now = now or utcnow()
+    report, demand = _decide(session, actor, report_id)
+    reason = need_reason(reason)
+    audit.transition(session, report, ReportStatus.RETURNED, actor=actor, now=now, reason=reason)
+    report.return_reason = reason
+    report.decided_by, report.decided_at = actor.user_id, now
+    audit.transition(session, demand, DemandStatus.IN_PROGRESS, actor=actor, now=now,
+                     action="returned", reason=reason)
+    return report
+
+
+def list_service_records(session: Session, *, actor: Actor, filters: dict, page: int = 1,
+                         per_page: int = 20) -> Page:
+    """Service records of the actor, their unit, or their community/subdistrict."""
+    conds = []
+    if actor.user_id is not None:
+        conds.append(ServiceRecord.user_id == actor.user_id)
+    if actor.admin_units:
+        conds.append(ServiceRecord.unit_id.in_(actor.admin_units))
+    if actor.secretary_communities:
+        conds.append(ServiceRecord.community_id.in_(actor.secretary_communities))
+    if actor.admin_subdistricts:
+        conds.append(ServiceRecord.community_id.in_(select(Community.id).where(
+            Community.subdistrict_id.in_(actor.admin_subdistricts))))
+    stmt = select(ServiceRecord).where(or_(*conds))
+    for key in ("user_id", "unit_id", "community_id", "demand_id", "report_id"):
+        if filters.get(key):
+            stmt = stmt.where(getattr(ServiceRecord, key) == filters[key])
+    return paginate(session, stmt.order_by(ServiceRecord.verified_at.desc(), ServiceRecord.id),
+                    page, per_page)
