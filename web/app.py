@@ -9,12 +9,21 @@ from flask import Flask, g, send_from_directory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.routing import IntegerConverter
 
 from web.config import Settings
 from web.db import make_engine, make_session_factory
 from web.errors import LinliError
 
 DOCS_ASSETS = "/api/v1/docs/assets/"
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """`<int:id>` limited to what an INTEGER column holds, so a huge id is a 404, not a 500."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 @dataclass
@@ -48,6 +57,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         API_SPEC_OPTIONS={"security": [{"bearer": []}]},
     )
     app.json.ensure_ascii = False
+    app.url_map.converters["int"] = DatabaseIntConverter
     engine = engine or make_engine(settings.database_url)
     app.extensions["linli"] = Linli(settings, engine, make_session_factory(engine))
 
@@ -61,10 +71,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 def _register_api(app: Flask) -> None:
     from web.api import init_api
-    from web.api.common import handle_linli_error, handle_unexpected
+    from sqlalchemy.exc import DataError
+
+    from web.api.common import handle_data_error, handle_linli_error, handle_unexpected
 
     init_api(app)
     app.register_error_handler(LinliError, handle_linli_error)
+    app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(Exception, handle_unexpected)
 
 

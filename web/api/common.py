@@ -77,6 +77,12 @@ def handle_linli_error(exc: LinliError):
     return error_body(exc.status, exc.code, exc.message, exc.fields, **extra), exc.status
 
 
+def handle_data_error(_exc):
+    """A value the database cannot hold (an id beyond INTEGER, say) is bad input, not a crash."""
+    db().rollback()
+    return error_body(422, "validation_error", "a value is out of range"), 422
+
+
 def handle_unexpected(exc: Exception):
     current_app.logger.exception("unhandled error")
     return error_body(500, "internal_error", "an unexpected error happened; nothing was changed"), 500

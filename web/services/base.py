@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from web.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
@@ -37,6 +37,9 @@ def write(fn: F) -> F:
         except IntegrityError as exc:
             session.rollback()
             raise ConflictError("the change conflicts with existing data", detail=str(exc.orig)) from exc
+        except DataError as exc:
+            session.rollback()
+            raise ValidationError("a value is out of range for the database") from exc
         except BaseException:
             session.rollback()
             raise

@@ -180,7 +180,9 @@ def create_demand(session: Session, *, actor: Actor, community_id: int, data: di
                   publish: bool = False, now: datetime | None = None) -> DemandItem:
     """Record a demand (secretary, or grid worker in their grid); secretaries may publish at once."""
     now = now or utcnow()
-    source = "secretary" if actor.is_secretary_of(community_id) else "grid_worker"
+    is_grid_worker = actor.is_grid_worker_of(data.get("grid_id"))
+    source = "grid_worker" if is_grid_worker and not actor.is_secretary_of(community_id) \
+        else "secretary"
     demand = build_demand(session, actor, community_id, data, source, now)
     if publish:
         _publish(session, actor, demand, now)
@@ -207,8 +209,10 @@ def update_demand(session: Session, *, actor: Actor, demand_id: int, changes: di
         raise ConflictError("a demand cannot be edited once work has started",
                             status=demand.status)
     changes = dict(changes)
-    _check_place(session, demand.community_id, changes.get("grid_id", demand.grid_id),
+    grid_id = changes.get("grid_id", demand.grid_id)
+    _check_place(session, demand.community_id, grid_id,
                  changes.get("building_id", demand.building_id))
+    require(may_record_in(actor, demand.community_id, grid_id), "outside your grid")
     if "category_id" in changes:
         active_category(session, changes["category_id"])
     if "quantity_needed" in changes:

@@ -1,0 +1,36 @@
+# Linli — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: run test install lint check-migrations clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Installs the package with its dev extras; redone whenever pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+## make run: create .venv, install, migrate instance/linli.db, load the demo on first run, serve on :5000 (PORT overrides)
+run: install
+	$(BIN)/linli db upgrade
+	$(BIN)/linli seed demo --if-empty
+	$(BIN)/linli serve
+
+## make test: install the dev extras and run the whole suite (SQLite by default; TEST_DATABASE_URL for PostgreSQL)
+test: install
+	$(BIN)/python -m pytest
+
+## make lint: ruff and the import contracts (the pure core imports neither Flask nor SQLAlchemy)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
