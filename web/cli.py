@@ -130,7 +130,9 @@ def print_logins(logins: list[dict]) -> None:
 def serve(host: str, port: int) -> None:
     """Serve the app (embedded mode: a threaded server for one community's office)."""
     click.echo(f"Linli is serving on http://{host}:{port}  (API docs: /api/v1/docs)")
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
 
 
 @click.group("users", help="Users and roles.")
