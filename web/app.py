@@ -70,9 +70,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 
 def _register_api(app: Flask) -> None:
-    from web.api import init_api
     from sqlalchemy.exc import DataError
 
+    from web.api import init_api
     from web.api.common import handle_data_error, handle_linli_error, handle_unexpected
 
     init_api(app)
@@ -96,7 +96,7 @@ def _register_basics(app: Flask) -> None:
         """Liveness and the database's state."""
         linli: Linli = app.extensions["linli"]
         try:
-            with linli.engine.connect() as conn:
+            with linli.engine.connect().execution_options(linli_read_only=True) as conn:
                 revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
             return {"status": "ok", "database": {"ok": True, "dialect": linli.engine.dialect.name,
                                                  "revision": revision}}

@@ -15,6 +15,7 @@ from web.api.common import (
     page_out,
     split_args,
 )
+from web.domain.states import ResourceStatus
 from web.services import resources as service
 from web.services.resources import KINDS
 
@@ -110,13 +111,19 @@ SORTS = ["created_at", "-created_at", "title", "-title", "quantity_remaining",
 
 
 class ResourceArgs(DateRangeArgs):
-    status = fields.String()
+    status = fields.String(metadata={"description": "one status or several, comma-separated"})
     kind = fields.String(validate=validate.OneOf(KINDS))
     category_id = fields.Integer()
     unit_id = fields.Integer()
     community_id = fields.Integer()
     skill = fields.String()
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
+
+    @validates_schema
+    def _statuses(self, data, **_):
+        known = {s.value for s in ResourceStatus}
+        if data.get("status") and not set(data["status"].split(",")) <= known:
+            raise ValidationError(f"one or more of {', '.join(sorted(known))}", "status")
 
 
 @blp.route("")

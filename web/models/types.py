@@ -36,6 +36,10 @@ class TagList(TypeDecorator):
     impl = String(1000)
     cache_ok = True
 
+    def coerce_compared_value(self, op, value):
+        """A LIKE pattern compared with the column is a plain string, not a tag list."""
+        return String()
+
     def process_bind_param(self, value, dialect):
         if value is None:
             return ","

@@ -8,6 +8,7 @@ claim the last slot at once exactly one succeeds, on SQLite and PostgreSQL alike
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
@@ -21,15 +22,18 @@ from web.domain.states import (
     AssignmentStatus,
     ResourceStatus,
     UnitStatus,
+    check_transition,
 )
 from web.errors import ConflictError, NotFoundError
 from web.models import Assignment, Community, DemandItem, ResourceItem, Unit
 from web.services import audit
 from web.services.base import (
+    LOCAL_TZ,
     Page,
     get_or_404,
     invalid,
     local_date,
+    lock,
     need_reason,
     paginate,
     require,
@@ -86,6 +90,13 @@ def list_assignments(session: Session, *, actor: Actor, filters: dict, page: int
     return paginate(session, stmt.order_by(Assignment.id.desc()), page, per_page)
 
 
+def _lock_for_write(session: Session, actor: Actor, assignment_id: int):
+    """The visible assignment and its demand, both re-read under lock (demand first)."""
+    assignment = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    demand = lock(session, DemandItem, assignment.demand_id)
+    return lock(session, Assignment, assignment.id), demand
+
+
 # ---- quantity ---------------------------------------------------------------------------------
 
 def _take_resource(session: Session, resource: ResourceItem, quantity: int) -> None:
@@ -136,9 +147,15 @@ def _usable_resource(session: Session, demand: DemandItem, resource_id: int, uni
         raise invalid("resource_id", "the resource's category does not fit the demand")
     if not _serves(resource, demand):
         raise invalid("resource_id", "the demand's place is outside the resource's service area")
-    if not availability_overlaps(resource.availability, demand.window_start, demand.window_end):
+    if not availability_overlaps(resource.availability, _local(demand.window_start),
+                                 _local(demand.window_end)):
         raise invalid("resource_id", "the resource is not available in the demand's time window")
     return resource
+
+
+def _local(moment: datetime | None) -> datetime | None:
+    """A moment in Asia/Shanghai, so its .date() is the local day resources are offered on."""
+    return moment.astimezone(ZoneInfo(LOCAL_TZ)) if moment is not None else None
 
 
 def _serves(resource: ResourceItem, demand: DemandItem) -> bool:
@@ -174,7 +191,7 @@ def claim_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: int
     """A unit claims part of a published demand with one of its resource items."""
     now = now or utcnow()
     require(actor.is_unit_admin_of(unit_id), "only the unit's admin claims for it")
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     _approved_unit(session, unit_id)
     if session.scalar(select(Assignment.id).where(Assignment.unit_id == unit_id,
                                                   Assignment.active_demand_id == demand.id)):
@@ -199,7 +216,11 @@ def claim_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: int
 def _confirm(session: Session, assignment: Assignment, target: A, *, actor: Actor,
              now: datetime, reason: str | None = None, data: dict | None = None) -> None:
     demand = session.get(DemandItem, assignment.demand_id)
-    add_quantities(session, demand, confirmed_delta=assignment.quantity)  # locks the demand row
+    check_transition(assignment.status, target)
+    if demand.status not in COVERAGE_STATES:
+        raise ConflictError("work on this demand has started; the team can no longer change",
+                            status=demand.status)
+    add_quantities(session, demand, confirmed_delta=assignment.quantity)
     audit.transition(session, assignment, target, actor=actor, now=now, reason=reason, data=data)
     assignment.decided_at = now
     session.flush()
@@ -217,7 +238,7 @@ def approve_claim(session: Session, *, actor: Actor, assignment_id: int,
                   now: datetime | None = None) -> Assignment:
     """The secretary approves a pending claim."""
     now = now or utcnow()
-    claim = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    claim, _ = _lock_for_write(session, actor, assignment_id)
     _secretary_of_demand(session, actor, claim)
     _confirm(session, claim, A.APPROVED, actor=actor, now=now)
     return claim
@@ -228,7 +249,7 @@ def reject_claim(session: Session, *, actor: Actor, assignment_id: int, reason: 
                  now: datetime | None = None) -> Assignment:
     """The secretary rejects a pending claim, with a reason; its quantity reopens."""
     now = now or utcnow()
-    claim = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    claim, _ = _lock_for_write(session, actor, assignment_id)
     _secretary_of_demand(session, actor, claim)
     end_assignment(session, claim, A.REJECTED, actor=actor, now=now, reason=need_reason(reason))
     return claim
@@ -239,7 +260,7 @@ def withdraw_claim(session: Session, *, actor: Actor, assignment_id: int,
                    reason: str | None = None, now: datetime | None = None) -> Assignment:
     """The unit withdraws a claim still waiting for approval."""
     now = now or utcnow()
-    claim = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    claim, _ = _lock_for_write(session, actor, assignment_id)
     require(actor.is_unit_admin_of(claim.unit_id), "only the unit's admin")
     end_assignment(session, claim, A.WITHDRAWN, actor=actor, now=now, reason=reason)
     return claim
@@ -253,7 +274,7 @@ def dispatch_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: 
                     note: str | None = None, now: datetime | None = None) -> Assignment:
     """The secretary assigns a demand, or part of it, to a unit, which has until a deadline to answer."""
     now = now or utcnow()
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     require(actor.is_secretary_of(demand.community_id), "only the community's secretary")
     _approved_unit(session, unit_id)
     if session.scalar(select(Assignment.id).where(Assignment.unit_id == unit_id,
@@ -263,7 +284,9 @@ def dispatch_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: 
     if resource_id is not None:
         resource = _usable_resource(session, demand, resource_id, unit_id, quantity, now)
     _hold(session, demand, resource, quantity)
-    hours = response_hours or session.get(Community, demand.community_id).dispatch_response_hours
+    hours = response_hours
+    if hours is None:
+        hours = session.get(Community, demand.community_id).dispatch_response_hours
     if hours < 1:
         raise invalid("response_hours", "at least 1")
     dispatch = _new_assignment(session, demand, unit_id=unit_id, resource_id=resource_id,
@@ -282,7 +305,7 @@ def accept_dispatch(session: Session, *, actor: Actor, assignment_id: int,
                     resource_id: int | None = None, now: datetime | None = None) -> Assignment:
     """The unit accepts a dispatch before its deadline, optionally naming the resource it uses."""
     now = now or utcnow()
-    dispatch = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    dispatch, _ = _lock_for_write(session, actor, assignment_id)
     require(actor.is_unit_admin_of(dispatch.unit_id), "only the unit's admin")
     if dispatch.status == A.OFFERED and dispatch.response_deadline and \
             dispatch.response_deadline < now:
@@ -303,7 +326,7 @@ def decline_dispatch(session: Session, *, actor: Actor, assignment_id: int, reas
                      now: datetime | None = None) -> Assignment:
     """The unit declines a dispatch, with a reason; its quantity reopens."""
     now = now or utcnow()
-    dispatch = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    dispatch, _ = _lock_for_write(session, actor, assignment_id)
     require(actor.is_unit_admin_of(dispatch.unit_id), "only the unit's admin")
     end_assignment(session, dispatch, A.DECLINED, actor=actor, now=now, reason=need_reason(reason))
     return dispatch
@@ -314,7 +337,7 @@ def recall_assignment(session: Session, *, actor: Actor, assignment_id: int, rea
                       now: datetime | None = None) -> Assignment:
     """The secretary recalls a dispatch (or a confirmed share) before work starts, with a reason."""
     now = now or utcnow()
-    assignment = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    assignment, _ = _lock_for_write(session, actor, assignment_id)
     _secretary_of_demand(session, actor, assignment)
     end_assignment(session, assignment, A.RECALLED, actor=actor, now=now,
                    reason=need_reason(reason))
@@ -326,7 +349,7 @@ def release_assignment(session: Session, *, actor: Actor, assignment_id: int, re
                        now: datetime | None = None) -> Assignment:
     """The unit gives back a confirmed share before work starts, with a reason."""
     now = now or utcnow()
-    assignment = get_assignment(session, actor=actor, assignment_id=assignment_id)
+    assignment, _ = _lock_for_write(session, actor, assignment_id)
     require(actor.is_unit_admin_of(assignment.unit_id), "only the unit's admin")
     end_assignment(session, assignment, A.RELEASED, actor=actor, now=now,
                    reason=need_reason(reason))
@@ -352,6 +375,15 @@ def end_assignment(session: Session, assignment: Assignment, target: A, *, actor
     _return_resource(session, assignment.resource_id, assignment.quantity)
     if roll_up:
         roll_up_coverage(session, demand, actor=actor, now=now)
+
+
+def close_open_offers(session: Session, demand: DemandItem, *, actor: Actor, now: datetime) -> None:
+    """When work starts, pending claims and unanswered dispatches are cancelled: the team is set."""
+    for assignment in session.scalars(select(Assignment).where(
+            Assignment.demand_id == demand.id,
+            Assignment.status.in_([str(A.PENDING), str(A.OFFERED)]))):
+        end_assignment(session, assignment, A.CANCELLED, actor=actor, now=now,
+                       reason="work on the demand started without this share", roll_up=False)
 
 
 def complete_assignments(session: Session, demand_id: int, *, actor: Actor, now: datetime) -> None:

@@ -55,6 +55,25 @@ def get_or_404(session: Session, model, ident, what: str | None = None):
     return obj
 
 
+def lock(session: Session, model, ident):
+    """Re-read a row under SELECT … FOR UPDATE, so checks that follow see the committed state.
+
+    On PostgreSQL this takes the row lock; SQLite already holds the database's write lock
+    (every transaction begins IMMEDIATE), so there the clause is left out by the dialect.
+    Writes on a demand's team lock in one order — demand, then assignment or report, then
+    resource — so two moves never deadlock.
+    """
+    stmt = (select(model).where(model.id == ident).with_for_update()
+            .execution_options(populate_existing=True))
+    return session.scalar(stmt)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, with % and _ taken literally (escape '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def require(condition: bool, message: str = "not allowed for your role") -> None:
     """Raise PermissionDeniedError (403) unless `condition` holds."""
     if not condition:

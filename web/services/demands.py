@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
@@ -13,13 +13,24 @@ from web.domain.states import (
     COVERAGE_STATES,
     AssignmentStatus,
     DemandStatus,
+    check_transition,
     coverage_status,
 )
 from web.errors import ConflictError, NotFoundError
 from web.models import Assignment, Building, Community, DemandItem, Grid, MicroWish, Unit
 from web.models.types import tag_pattern
 from web.services import audit
-from web.services.base import Page, invalid, need_reason, paginate, require, utcnow, write
+from web.services.base import (
+    Page,
+    invalid,
+    like_pattern,
+    lock,
+    need_reason,
+    paginate,
+    require,
+    utcnow,
+    write,
+)
 from web.services.categories import active_category
 from web.services.places import child_grid_ids
 
@@ -31,6 +42,7 @@ EDITABLE = {
     "beneficiary_name", "beneficiary_phone", "beneficiary_address", "lat", "lng",
 }
 HIDDEN_FROM_UNITS = (DemandStatus.DRAFT, DemandStatus.CANCELLED)
+URGENCY_RANK = case({u: i for i, u in enumerate(URGENCIES)}, value=DemandItem.urgency, else_=0)
 
 
 # ---- visibility -------------------------------------------------------------------------------
@@ -71,8 +83,7 @@ def may_see_contact(session: Session, actor: Actor, demand: DemandItem) -> bool:
     """The beneficiary's contact: the secretary, the grid worker, the assigned units, themselves."""
     if actor.is_secretary_of(demand.community_id) or actor.user_id == demand.beneficiary_user_id:
         return True
-    if demand.grid_id is not None and actor.grid_worker_grids and demand.grid_id in child_grid_ids(
-            session, actor.grid_worker_grids):
+    if in_grid_scope(session, actor, demand.grid_id):
         return True
     if not actor.admin_units:
         return False
@@ -98,8 +109,9 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
     if f.get("skill"):
         stmt = stmt.where(DemandItem.required_skills.like(tag_pattern(f["skill"]), escape="\\"))
     if f.get("q"):
-        like = f"%{f['q']}%"
-        stmt = stmt.where(or_(DemandItem.title.ilike(like), DemandItem.description.ilike(like)))
+        like = like_pattern(f["q"])
+        stmt = stmt.where(or_(DemandItem.title.ilike(like, escape="\\"),
+                              DemandItem.description.ilike(like, escape="\\")))
     if f.get("created_from"):
         stmt = stmt.where(DemandItem.created_at >= f["created_from"])
     if f.get("created_to"):
@@ -108,15 +120,40 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
         stmt = stmt.where(DemandItem.quantity_open > 0,
                           DemandItem.status.in_([str(s) for s in COVERAGE_STATES]))
     desc = sort.startswith("-")
-    column = getattr(DemandItem, sort.lstrip("-"))
+    column = URGENCY_RANK if sort.lstrip("-") == "urgency" else getattr(DemandItem, sort.lstrip("-"))
     stmt = stmt.order_by(column.desc() if desc else column.asc(), DemandItem.id)
     return paginate(session, stmt, page, per_page)
 
 
 def history(session: Session, *, actor: Actor, demand_id: int):
-    """The full audit trail of one visible demand."""
-    get_demand(session, actor=actor, demand_id=demand_id)
+    """The full audit trail of a demand, for the people who handle it.
+
+    A unit that merely sees the demand on the board does not see other units' claims in it.
+    """
+    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    require(_handles(session, actor, demand), "only people handling this demand read its history")
     return audit.list_history(session, demand_id)
+
+
+def _handles(session: Session, actor: Actor, demand: DemandItem) -> bool:
+    if actor.is_system or actor.is_secretary_of(demand.community_id):
+        return True
+    if actor.user_id is not None and actor.user_id == demand.beneficiary_user_id:
+        return True
+    if in_grid_scope(session, actor, demand.grid_id):
+        return True
+    if actor.admin_subdistricts and session.get(Community, demand.community_id).subdistrict_id \
+            in actor.admin_subdistricts:
+        return True
+    return bool(actor.admin_units) and session.scalar(select(Assignment.id).where(
+        Assignment.demand_id == demand.id, Assignment.unit_id.in_(actor.admin_units)).limit(1)) \
+        is not None
+
+
+def in_grid_scope(session: Session, actor: Actor, grid_id: int | None) -> bool:
+    """Whether `grid_id` is one of the actor's grids or nested below one."""
+    return grid_id is not None and bool(actor.grid_worker_grids) and \
+        grid_id in child_grid_ids(session, actor.grid_worker_grids)
 
 
 # ---- recording and editing --------------------------------------------------------------------
@@ -190,7 +227,7 @@ def create_demand(session: Session, *, actor: Actor, community_id: int, data: di
 
 
 def _manage(session: Session, actor: Actor, demand_id: int) -> DemandItem:
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     require(actor.is_secretary_of(demand.community_id) or actor.user_id is None,
             "only the community's secretary")
     return demand
@@ -201,7 +238,7 @@ def update_demand(session: Session, *, actor: Actor, demand_id: int, changes: di
                   now: datetime | None = None) -> DemandItem:
     """Edit a demand before work starts; the quantity needed may not drop below what is held."""
     now = now or utcnow()
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     require(actor.is_secretary_of(demand.community_id)
             or (demand.status == DemandStatus.DRAFT and demand.created_by == actor.user_id),
             "only the community's secretary (or the grid worker, on their own draft)")
@@ -209,6 +246,9 @@ def update_demand(session: Session, *, actor: Actor, demand_id: int, changes: di
         raise ConflictError("a demand cannot be edited once work has started",
                             status=demand.status)
     changes = dict(changes)
+    unknown = set(changes) - EDITABLE - {"quantity_needed"}
+    if unknown:
+        raise invalid(sorted(unknown)[0], "cannot be changed here")
     grid_id = changes.get("grid_id", demand.grid_id)
     _check_place(session, demand.community_id, grid_id,
                  changes.get("building_id", demand.building_id))
@@ -341,9 +381,13 @@ def start_work(session: Session, *, actor: Actor, demand_id: int,
                now: datetime | None = None) -> DemandItem:
     """The lead unit marks work as started (the team is settled from here on)."""
     now = now or utcnow()
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     lead = lead_assignment(session, demand.id)
     require(lead is not None and actor.is_unit_admin_of(lead.unit_id), "only the lead unit")
+    from web.services.assignments import close_open_offers
+
+    check_transition(demand.status, DemandStatus.IN_PROGRESS)
+    close_open_offers(session, demand, actor=actor, now=now)
     audit.transition(session, demand, DemandStatus.IN_PROGRESS, actor=actor, now=now,
                      action="started")
     return demand
@@ -354,10 +398,10 @@ def confirm_demand(session: Session, *, actor: Actor, demand_id: int, rating: in
                    comment: str | None = None, now: datetime | None = None) -> DemandItem:
     """The beneficiary (or the grid worker for them) confirms verified work and rates it 1–5."""
     now = now or utcnow()
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     is_beneficiary = demand.beneficiary_user_id is not None and \
         actor.user_id == demand.beneficiary_user_id
-    require(is_beneficiary or actor.is_grid_worker_of(demand.grid_id),
+    require(is_beneficiary or in_grid_scope(session, actor, demand.grid_id),
             "only the beneficiary or their grid worker")
     if not 1 <= rating <= 5:
         raise invalid("rating", "from 1 to 5")

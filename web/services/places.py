@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
 from web.models import Building, Community, Estate, Grid, Subdistrict
-from web.services.base import Page, get_or_404, invalid, paginate, require, write
+from web.services.base import (
+    Page,
+    get_or_404,
+    invalid,
+    like_pattern,
+    paginate,
+    require,
+    write,
+)
 
 
 def _is_system(actor: Actor) -> bool:
@@ -112,7 +120,7 @@ def list_communities(session: Session, *, subdistrict_id: int | None = None, q: 
     if subdistrict_id:
         stmt = stmt.where(Community.subdistrict_id == subdistrict_id)
     if q:
-        stmt = stmt.where(Community.name.ilike(f"%{q}%"))
+        stmt = stmt.where(Community.name.ilike(like_pattern(q), escape="\\"))
     return paginate(session, stmt, page, per_page)
 
 

@@ -20,11 +20,12 @@ from web.models import (
     WorkReport,
 )
 from web.services import audit
-from web.services.assignments import complete_assignments
+from web.services.assignments import close_open_offers, complete_assignments
 from web.services.base import (
     Page,
     invalid,
     local_date,
+    lock,
     need_reason,
     paginate,
     require,
@@ -32,6 +33,7 @@ from web.services.base import (
     write,
 )
 from web.services.demands import get_demand, lead_assignment
+from web.services.places import child_grid_ids
 
 SERVICE_RECORD_NAMESPACE = uuid.UUID("6f1d0c8e-3b0a-4c5e-9a57-7c1b2f3e4d50")
 
@@ -47,7 +49,7 @@ def submit_report(session: Session, *, actor: Actor, demand_id: int, started_on:
                   value_fen: int, summary: str = "", now: datetime | None = None) -> WorkReport:
     """The lead unit reports the work done: dates, volunteers and their minutes, people, value."""
     now = now or utcnow()
-    demand = get_demand(session, actor=actor, demand_id=demand_id)
+    demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     lead = lead_assignment(session, demand.id)
     require(lead is not None and actor.is_unit_admin_of(lead.unit_id),
             "only the lead unit reports for the team")
@@ -61,6 +63,7 @@ def submit_report(session: Session, *, actor: Actor, demand_id: int, started_on:
     lines = [_volunteer_line(session, i, v) for i, v in enumerate(volunteers)]
     if not lines:
         raise invalid("volunteers", "name at least one volunteer")
+    close_open_offers(session, demand, actor=actor, now=now)
     report = WorkReport(demand_id=demand.id, unit_id=lead.unit_id, started_on=started_on,
                         ended_on=ended_on, summary=summary,
                         beneficiaries_served=beneficiaries_served, value_fen=value_fen,
@@ -99,7 +102,7 @@ def _volunteer_line(session: Session, index: int, data: dict) -> ReportVolunteer
     return ReportVolunteer(name=data["name"].strip(), phone=data["phone"].strip(), minutes=minutes)
 
 
-def _visible(actor: Actor) -> Select:
+def _visible(session: Session, actor: Actor) -> Select:
     if actor.is_system:
         return select(WorkReport)
     conds = [WorkReport.unit_id.in_(actor.admin_units)] if actor.admin_units else []
@@ -113,7 +116,7 @@ def _visible(actor: Actor) -> Select:
             Community.subdistrict_id.in_(actor.admin_subdistricts))))
     if actor.grid_worker_grids:
         conds.append(WorkReport.demand_id.in_(demands.where(
-            DemandItem.grid_id.in_(actor.grid_worker_grids))))
+            DemandItem.grid_id.in_(child_grid_ids(session, actor.grid_worker_grids)))))
     if actor.user_id is not None:
         conds.append(WorkReport.demand_id.in_(demands.where(
             DemandItem.beneficiary_user_id == actor.user_id)))
@@ -122,7 +125,7 @@ def _visible(actor: Actor) -> Select:
 
 def get_report(session: Session, *, actor: Actor, report_id: int) -> WorkReport:
     """A report the actor may read, else 404."""
-    report = session.scalar(_visible(actor).where(WorkReport.id == report_id))
+    report = session.scalar(_visible(session, actor).where(WorkReport.id == report_id))
     if report is None:
         raise NotFoundError("WorkReport", report_id)
     return report
@@ -130,7 +133,7 @@ def get_report(session: Session, *, actor: Actor, report_id: int) -> WorkReport:
 
 def list_reports(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                  per_page: int = 20) -> Page:
-    stmt = _visible(actor)
+    stmt = _visible(session, actor)
     for key in ("status", "demand_id", "unit_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(WorkReport, key) == filters[key])
@@ -139,9 +142,9 @@ def list_reports(session: Session, *, actor: Actor, filters: dict, page: int = 1
 
 def _decide(session: Session, actor: Actor, report_id: int) -> tuple[WorkReport, DemandItem]:
     report = get_report(session, actor=actor, report_id=report_id)
-    demand = session.get(DemandItem, report.demand_id)
+    demand = lock(session, DemandItem, report.demand_id)
     require(actor.is_secretary_of(demand.community_id), "only the community's secretary")
-    return report, demand
+    return lock(session, WorkReport, report.id), demand
 
 
 @write

@@ -16,7 +16,9 @@ from web.services import audit
 from web.services.base import (
     Page,
     invalid,
+    like_pattern,
     local_date,
+    lock,
     need_reason,
     paginate,
     require,
@@ -59,7 +61,7 @@ def list_resources(session: Session, *, actor: Actor, filters: dict, page: int =
     stmt = _visible(actor)
     f = filters
     if f.get("status"):
-        stmt = stmt.where(ResourceItem.status == f["status"])
+        stmt = stmt.where(ResourceItem.status.in_(f["status"].split(",")))
     if f.get("kind"):
         stmt = stmt.where(ResourceItem.kind == f["kind"])
     if f.get("category_id"):
@@ -71,8 +73,9 @@ def list_resources(session: Session, *, actor: Actor, filters: dict, page: int =
     if f.get("skill"):
         stmt = stmt.where(ResourceItem.skills.like(tag_pattern(f["skill"]), escape="\\"))
     if f.get("q"):
-        like = f"%{f['q']}%"
-        stmt = stmt.where(or_(ResourceItem.title.ilike(like), ResourceItem.description.ilike(like)))
+        like = like_pattern(f["q"])
+        stmt = stmt.where(or_(ResourceItem.title.ilike(like, escape="\\"),
+                              ResourceItem.description.ilike(like, escape="\\")))
     if f.get("created_from"):
         stmt = stmt.where(ResourceItem.created_at >= f["created_from"])
     if f.get("created_to"):
@@ -135,7 +138,7 @@ def create_resource(session: Session, *, actor: Actor, unit_id: int, data: dict,
 def _own(session: Session, actor: Actor, resource_id: int) -> ResourceItem:
     item = get_resource(session, actor=actor, resource_id=resource_id)
     require(actor.is_unit_admin_of(item.unit_id), "only the unit's admin")
-    return item
+    return lock(session, ResourceItem, item.id)
 
 
 @write
@@ -147,6 +150,9 @@ def update_resource(session: Session, *, actor: Actor, resource_id: int, changes
     if item.status in (ResourceStatus.EXPIRED,):
         raise ConflictError("an expired item cannot be changed")
     changes = dict(changes)
+    unknown = set(changes) - EDITABLE - {"quantity_total", "service_community_ids"}
+    if unknown:
+        raise invalid(sorted(unknown)[0], "cannot be changed here")
     if "category_id" in changes:
         active_category(session, changes["category_id"])
     if "service_community_ids" in changes:

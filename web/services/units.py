@@ -10,13 +10,14 @@ from sqlalchemy.orm import Session
 from web.domain.actor import Actor
 from web.domain.states import UnitStatus
 from web.errors import NotFoundError
-from web.models import Community, Grid, Pairing, RoleGrant, Unit
+from web.models import Community, Grid, Pairing, RoleGrant, Subdistrict, Unit, User
 from web.models.people import Role, UnitType
 from web.services import audit
 from web.services.base import (
     Page,
     get_or_404,
     invalid,
+    like_pattern,
     need_reason,
     paginate,
     require,
@@ -33,13 +34,17 @@ def apply_unit(session: Session, *, actor: Actor, subdistrict_id: int, data: dic
     """A unit applies to join; the applicant becomes its admin and the subdistrict admin decides."""
     now = now or utcnow()
     require(actor.user_id is not None, "sign in to apply")
-    UnitType(data["type"])
+    if data.get("type") not in {t.value for t in UnitType}:
+        raise invalid("type", f"one of {', '.join(t.value for t in UnitType)}")
+    if session.get(Subdistrict, subdistrict_id) is None:
+        raise invalid("subdistrict_id", "no such subdistrict")
     unit = Unit(subdistrict_id=subdistrict_id, status=str(UnitStatus.APPLIED), created_at=now,
                 **{k: data.get(k) for k in EDITABLE | {"type"}})
     session.add(unit)
     session.flush()
-    session.add(RoleGrant(user_id=actor.user_id, role=str(Role.UNIT_ADMIN), unit_id=unit.id,
-                          subdistrict_id=subdistrict_id, created_at=now))
+    applicant = session.get(User, actor.user_id)
+    applicant.grants.append(RoleGrant(role=str(Role.UNIT_ADMIN), unit_id=unit.id,
+                                      subdistrict_id=subdistrict_id, created_at=now))
     audit.record(session, entity_type="units", entity_id=unit.id, action="applied", actor=actor,
                  now=now, to_status=unit.status)
     return unit
@@ -74,7 +79,7 @@ def list_units(session: Session, *, actor: Actor, status: str | None = None,
     if type:
         stmt = stmt.where(Unit.type == type)
     if q:
-        stmt = stmt.where(Unit.name.ilike(f"%{q}%"))
+        stmt = stmt.where(Unit.name.ilike(like_pattern(q), escape="\\"))
     if subdistrict_id:
         stmt = stmt.where(Unit.subdistrict_id == subdistrict_id)
     if community_id:
@@ -164,7 +169,7 @@ def end_pairing(session: Session, *, actor: Actor, pairing_id: int, ends_on: dat
     now = now or utcnow()
     pairing = get_or_404(session, Pairing, pairing_id)
     community = get_or_404(session, Community, pairing.community_id)
-    require(actor.is_secretary_of(community.id)
+    require(actor.is_system or actor.is_secretary_of(community.id)
             or actor.is_admin_of_subdistrict(community.subdistrict_id),
             "only the community's secretary or the subdistrict admin")
     if ends_on < pairing.starts_on:

@@ -13,7 +13,16 @@ from web.models import Community, Grid, RoleGrant, Subdistrict, Unit, User
 from web.models.people import Role
 from web.services import audit
 from web.services.auth import hash_password
-from web.services.base import Page, get_or_404, invalid, paginate, require, utcnow, write
+from web.services.base import (
+    Page,
+    get_or_404,
+    invalid,
+    like_pattern,
+    paginate,
+    require,
+    utcnow,
+    write,
+)
 
 MIN_PASSWORD = 8
 
@@ -163,8 +172,9 @@ def list_users(session: Session, *, actor: Actor, q: str | None = None, role: st
     """Users within the actor's scope, filterable by text and role."""
     stmt = _visible_users(actor)
     if q:
-        like = f"%{q}%"
-        stmt = stmt.where(or_(User.username.ilike(like), User.display_name.ilike(like)))
+        like = like_pattern(q)
+        stmt = stmt.where(or_(User.username.ilike(like, escape="\\"),
+                              User.display_name.ilike(like, escape="\\")))
     if role:
         stmt = stmt.where(User.id.in_(select(RoleGrant.user_id).where(RoleGrant.role == role)))
     return paginate(session, stmt.order_by(User.id), page, per_page)

@@ -92,9 +92,9 @@ def accept_wish(session: Session, *, actor: Actor, wish_id: int, demand: dict,
         raise invalid("category_id", "choose a category for the demand")
     item = build_demand(session, actor, wish.community_id, data, "micro_wish", now)
     item.beneficiary_user_id = resident.id
+    wish.demand_id, wish.decided_by, wish.decided_at = item.id, actor.user_id, now
     audit.transition(session, wish, WishStatus.ACCEPTED, actor=actor, now=now,
                      data={"demand_id": item.id})
-    wish.demand_id, wish.decided_by, wish.decided_at = item.id, actor.user_id, now
     if publish:
         _publish(session, actor, item, now)
     return wish, item
