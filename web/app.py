@@ -33,6 +33,9 @@ class Linli:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    # Sessions for GET/HEAD requests: on SQLite they read a WAL snapshot instead of queueing
+    # behind writers for the write lock. (PostgreSQL does not need it; it does no harm.)
+    read_session_factory: sessionmaker[Session] | None = None
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
@@ -59,7 +62,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.json.ensure_ascii = False
     app.url_map.converters["int"] = DatabaseIntConverter
     engine = engine or make_engine(settings.database_url)
-    app.extensions["linli"] = Linli(settings, engine, make_session_factory(engine))
+    app.extensions["linli"] = Linli(
+        settings, engine, make_session_factory(engine),
+        make_session_factory(engine.execution_options(linli_read_only=True)))
 
     _register_api(app)
     _register_basics(app)

@@ -21,7 +21,9 @@ CSRF_HEADER = "X-CSRF-Token"
 def db():
     """The request's database session (opened on first use, closed at teardown)."""
     if "db" not in g:
-        g.db = current_app.extensions["linli"].session_factory()
+        linli = current_app.extensions["linli"]
+        read_only = request.method in ("GET", "HEAD", "OPTIONS") and linli.read_session_factory
+        g.db = (linli.read_session_factory if read_only else linli.session_factory)()
     return g.db
 
 
