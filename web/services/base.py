@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,6 +72,20 @@ def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, with % and _ taken literally (escape '\\')."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def filter_text_and_dates(stmt: Select, model, f: dict) -> Select:
+    """Apply the list filters every list shares: `q` in title or description (wildcards taken
+    literally) and `created_from` / `created_to` on created_at."""
+    if f.get("q"):
+        like = like_pattern(f["q"])
+        stmt = stmt.where(or_(model.title.ilike(like, escape="\\"),
+                              model.description.ilike(like, escape="\\")))
+    if f.get("created_from"):
+        stmt = stmt.where(model.created_at >= f["created_from"])
+    if f.get("created_to"):
+        stmt = stmt.where(model.created_at <= f["created_to"])
+    return stmt
 
 
 def require(condition: bool, message: str = "not allowed for your role") -> None:

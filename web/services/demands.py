@@ -22,8 +22,8 @@ from web.models.types import tag_pattern
 from web.services import audit
 from web.services.base import (
     Page,
+    filter_text_and_dates,
     invalid,
-    like_pattern,
     lock,
     need_reason,
     paginate,
@@ -108,14 +108,7 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
             Assignment.unit_id == f["unit_id"])))
     if f.get("skill"):
         stmt = stmt.where(DemandItem.required_skills.like(tag_pattern(f["skill"]), escape="\\"))
-    if f.get("q"):
-        like = like_pattern(f["q"])
-        stmt = stmt.where(or_(DemandItem.title.ilike(like, escape="\\"),
-                              DemandItem.description.ilike(like, escape="\\")))
-    if f.get("created_from"):
-        stmt = stmt.where(DemandItem.created_at >= f["created_from"])
-    if f.get("created_to"):
-        stmt = stmt.where(DemandItem.created_at <= f["created_to"])
+    stmt = filter_text_and_dates(stmt, DemandItem, f)
     if f.get("claimable"):
         stmt = stmt.where(DemandItem.quantity_open > 0,
                           DemandItem.status.in_([str(s) for s in COVERAGE_STATES]))

@@ -15,8 +15,8 @@ from web.models.types import tag_pattern
 from web.services import audit
 from web.services.base import (
     Page,
+    filter_text_and_dates,
     invalid,
-    like_pattern,
     local_date,
     lock,
     need_reason,
@@ -72,14 +72,7 @@ def list_resources(session: Session, *, actor: Actor, filters: dict, page: int =
         stmt = stmt.where(ResourceItem.service_communities.any(Community.id == f["community_id"]))
     if f.get("skill"):
         stmt = stmt.where(ResourceItem.skills.like(tag_pattern(f["skill"]), escape="\\"))
-    if f.get("q"):
-        like = like_pattern(f["q"])
-        stmt = stmt.where(or_(ResourceItem.title.ilike(like, escape="\\"),
-                              ResourceItem.description.ilike(like, escape="\\")))
-    if f.get("created_from"):
-        stmt = stmt.where(ResourceItem.created_at >= f["created_from"])
-    if f.get("created_to"):
-        stmt = stmt.where(ResourceItem.created_at <= f["created_to"])
+    stmt = filter_text_and_dates(stmt, ResourceItem, f)
     return paginate(session, stmt.order_by(*_order(sort)), page, per_page)
 
 
