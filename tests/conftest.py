@@ -88,8 +88,7 @@ def session(session_factory):
 def app(engine, session_factory, tmp_path):
     settings = Settings(database_url=str(engine.url), secret_key="test-secret", testing=True)
     app = create_app(settings, engine=engine)
-    app.extensions["linli"].session_factory = session_factory
-    app.extensions["linli"].read_session_factory = session_factory
+    app.extensions["linli"].use_sessions(session_factory)
     return app
 
 

@@ -37,6 +37,11 @@ class Linli:
     # behind writers for the write lock. (PostgreSQL does not need it; it does no harm.)
     read_session_factory: sessionmaker[Session] | None = None
 
+    def use_sessions(self, factory) -> None:
+        """Serve every request, reads and writes, from `factory` (tests bind it to one connection)."""
+        self.session_factory = factory
+        self.read_session_factory = factory
+
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
     """Build the app: database, API, docs, health check, CLI."""

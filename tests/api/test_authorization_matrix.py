@@ -515,7 +515,7 @@ def snapshot(engine):
         setup.close()
         app = create_app(Settings(database_url=str(engine.url), secret_key="test-secret",
                                   testing=True), engine=engine)
-        app.extensions["linli"].session_factory = session_factory
+        app.extensions["linli"].use_sessions(session_factory)
         yield Snapshot(connection, app, ids, headers, contact)
         outer.rollback()
 
