@@ -699,12 +699,17 @@ class _County:
                 "lat": lat, "lng": lng, "quantity_needed": plan.quantity}
         if plan.source == "micro_wish":
             return data | {"beneficiary_address": plan.resident.address}
+        full_name = self.name()
+        # Titles and descriptions are read by every unit on the demand board, so they name the
+        # beneficiary the way a notice board would (王奶奶); the full name stays in the
+        # beneficiary's contact fields, which only the people handling the item see.
+        public_name = full_name[0] + rng.choice(["奶奶", "爷爷", "阿姨", "叔叔"])
         fill = {"estate": estate.name, "building": plan.building.name if plan.building else "1号楼",
-                "name": self.name(), "age": rng.randint(68, 93), "n": plan.beneficiaries}
+                "name": public_name, "age": rng.randint(68, 93), "n": plan.beneficiaries}
         data |= {"title": plan.template[0].format(**fill),
                  "description": plan.template[1].format(**fill)}
         if plan.template[6]:
-            data |= {"beneficiary_name": fill["name"], "beneficiary_phone": self.phone(),
+            data |= {"beneficiary_name": full_name, "beneficiary_phone": self.phone(),
                      "beneficiary_address": self._address(place, plan.building)
                      if plan.building else None}
         return data
