@@ -565,3 +565,13 @@ def test_a_draft_demand_is_not_claimable_through_the_api(client, world):
     r = client.post(f"/api/v1/demands/{draft}/claims", headers=world.headers("unit_x"),
                     json={"unit_id": world["x"], "resource_id": world["r_x"], "quantity": 1})
     assert error_of(r, 404)["code"] == "not_found"
+
+
+def test_the_claimable_board_leaves_out_items_the_units_own_share_already_holds(client, world):
+    from tests.factories import claim
+
+    claim(world, "x", "d_a1", 1)
+    board = client.get("/api/v1/demands?claimable=true", headers=world.headers("unit_x")).json
+    others = client.get("/api/v1/demands?claimable=true", headers=world.headers("unit_y")).json
+    assert world["d_a1"] not in [d["id"] for d in board["items"]]
+    assert world["d_a1"] in [d["id"] for d in others["items"]]

@@ -112,6 +112,10 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
     if f.get("claimable"):
         stmt = stmt.where(DemandItem.quantity_open > 0,
                           DemandItem.status.in_([str(s) for s in COVERAGE_STATES]))
+        if actor.admin_units:  # not what the actor's own unit already holds a share of
+            stmt = stmt.where(DemandItem.id.not_in(select(Assignment.active_demand_id).where(
+                Assignment.unit_id.in_(actor.admin_units),
+                Assignment.active_demand_id.is_not(None))))
     desc = sort.startswith("-")
     column = URGENCY_RANK if sort.lstrip("-") == "urgency" else getattr(DemandItem, sort.lstrip("-"))
     stmt = stmt.order_by(column.desc() if desc else column.asc(), DemandItem.id)
