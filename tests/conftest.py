@@ -10,7 +10,6 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from web.app import create_app
@@ -108,11 +107,3 @@ def world(session):
     from tests.factories import build_world
 
     return build_world(session)
-
-
-def dialect(engine) -> str:
-    return engine.dialect.name
-
-
-def table_count(session, table: str) -> int:
-    return session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()

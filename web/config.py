@@ -52,12 +52,8 @@ class Settings:
 
     database_url: str = field(default_factory=database_url)
     secret_key: str = field(default_factory=secret_key)
-    timezone: str = field(default_factory=lambda: os.environ.get("LINLI_TIMEZONE", "Asia/Shanghai"))
     token_ttl_hours: int = field(
         default_factory=lambda: int(os.environ.get("LINLI_TOKEN_TTL_HOURS", "720"))
-    )
-    dispatch_response_hours: int = field(
-        default_factory=lambda: int(os.environ.get("LINLI_DISPATCH_RESPONSE_HOURS", "24"))
     )
     secure_cookies: bool = field(
         default_factory=lambda: os.environ.get("LINLI_SECURE_COOKIES", "0") == "1"

@@ -22,7 +22,6 @@ from web.domain.states import (
     AssignmentStatus,
     ResourceStatus,
     UnitStatus,
-    check_transition,
 )
 from web.errors import ConflictError, NotFoundError
 from web.models import Assignment, Community, DemandItem, ResourceItem, Unit
@@ -30,7 +29,6 @@ from web.services import audit
 from web.services.base import (
     LOCAL_TZ,
     Page,
-    get_or_404,
     invalid,
     local_date,
     lock,
@@ -41,6 +39,7 @@ from web.services.base import (
     write,
 )
 from web.services.demands import add_quantities, get_demand, roll_up_coverage
+from web.services.scope import overseen, scoped
 from web.services.units import is_paired
 
 A = AssignmentStatus
@@ -49,21 +48,11 @@ A = AssignmentStatus
 # ---- reads ------------------------------------------------------------------------------------
 
 def _visible(actor: Actor) -> Select:
-    if actor.is_system:
-        return select(Assignment)
-    conds = []
-    if actor.admin_units:
-        conds.append(Assignment.unit_id.in_(actor.admin_units))
-    managed = select(DemandItem.id).join(Community, Community.id == DemandItem.community_id)
-    if actor.secretary_communities:
-        conds.append(Assignment.demand_id.in_(managed.where(
-            Community.id.in_(actor.secretary_communities))))
-    if actor.admin_subdistricts:
-        conds.append(Assignment.demand_id.in_(managed.where(
-            Community.subdistrict_id.in_(actor.admin_subdistricts))))
-    if not conds:
-        return select(Assignment).where(False)
-    return select(Assignment).where(or_(*conds))
+    conds = [Assignment.unit_id.in_(actor.admin_units)] if actor.admin_units else []
+    managed = overseen(actor, DemandItem.community_id)
+    if managed:
+        conds.append(Assignment.demand_id.in_(select(DemandItem.id).where(or_(*managed))))
+    return scoped(Assignment, conds, actor)
 
 
 def get_assignment(session: Session, *, actor: Actor, assignment_id: int) -> Assignment:
@@ -216,7 +205,6 @@ def claim_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: int
 def _confirm(session: Session, assignment: Assignment, target: A, *, actor: Actor,
              now: datetime, reason: str | None = None, data: dict | None = None) -> None:
     demand = session.get(DemandItem, assignment.demand_id)
-    check_transition(assignment.status, target)
     if demand.status not in COVERAGE_STATES:
         raise ConflictError("work on this demand has started; the team can no longer change",
                             status=demand.status)
@@ -393,7 +381,3 @@ def complete_assignments(session: Session, demand_id: int, *, actor: Actor, now:
             Assignment.status.in_([str(s) for s in CONFIRMED_ASSIGNMENT]))):
         audit.transition(session, assignment, A.COMPLETED, actor=actor, now=now)
         assignment.active_demand_id = None
-
-
-def assignment_demand(session: Session, assignment: Assignment) -> DemandItem:
-    return get_or_404(session, DemandItem, assignment.demand_id)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import DataError, IntegrityError
@@ -128,6 +129,4 @@ LOCAL_TZ = "Asia/Shanghai"
 
 def local_date(moment: datetime):
     """The calendar date of `moment` in Asia/Shanghai (days, deadlines and reports use it)."""
-    from zoneinfo import ZoneInfo
-
     return moment.astimezone(ZoneInfo(LOCAL_TZ)).date()

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from web.domain.actor import Actor
 from web.errors import ConflictError
 from web.models import Category
-from web.services.base import get_or_404, require, write
+from web.services.base import get_or_404, invalid, require, write
 
 
 def list_categories(session: Session, *, include_inactive: bool = False) -> list[Category]:
@@ -19,7 +19,7 @@ def list_categories(session: Session, *, include_inactive: bool = False) -> list
 
 
 def _may_edit(actor: Actor) -> bool:
-    return actor.user_id is None or bool(actor.admin_subdistricts)
+    return actor.is_system or bool(actor.admin_subdistricts)
 
 
 @write
@@ -48,8 +48,6 @@ def update_category(session: Session, *, actor: Actor, category_id: int, changes
 
 def active_category(session: Session, category_id: int) -> Category:
     """An active category, or a 422 naming `category_id`."""
-    from web.services.base import invalid
-
     category = session.get(Category, category_id)
     if category is None or not category.is_active:
         raise invalid("category_id", "no such active category")

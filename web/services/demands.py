@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case, or_, select, update
+from sqlalchemy import Select, and_, case, select, update
 from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
@@ -13,11 +13,10 @@ from web.domain.states import (
     COVERAGE_STATES,
     AssignmentStatus,
     DemandStatus,
-    check_transition,
     coverage_status,
 )
 from web.errors import ConflictError, NotFoundError
-from web.models import Assignment, Building, Community, DemandItem, Grid, MicroWish, Unit
+from web.models import Assignment, Building, Community, DemandItem, Grid, Unit
 from web.models.types import tag_pattern
 from web.services import audit
 from web.services.base import (
@@ -33,6 +32,7 @@ from web.services.base import (
 )
 from web.services.categories import active_category
 from web.services.places import child_grid_ids
+from web.services.scope import handled_demands, scoped
 
 URGENCIES = ("normal", "urgent", "critical")
 SOURCES = ("grid_worker", "secretary", "micro_wish")
@@ -49,26 +49,13 @@ URGENCY_RANK = case({u: i for i, u in enumerate(URGENCIES)}, value=DemandItem.ur
 
 def _visible(session: Session, actor: Actor) -> Select:
     """Demands the actor may read: their community's, their grid's, the units' board, their own."""
-    if actor.is_system:
-        return select(DemandItem)
-    conds = []
-    if actor.admin_subdistricts:
-        conds.append(DemandItem.community_id.in_(select(Community.id).where(
-            Community.subdistrict_id.in_(actor.admin_subdistricts))))
-    if actor.secretary_communities:
-        conds.append(DemandItem.community_id.in_(actor.secretary_communities))
-    if actor.grid_worker_grids:
-        conds.append(DemandItem.grid_id.in_(child_grid_ids(session, actor.grid_worker_grids)))
+    conds = handled_demands(session, actor)
     if actor.admin_units:
         # The demand board: every published demand, and any demand the unit works on.
         conds.append(DemandItem.status.not_in([str(s) for s in HIDDEN_FROM_UNITS]))
         conds.append(DemandItem.id.in_(select(Assignment.demand_id).where(
             Assignment.unit_id.in_(actor.admin_units))))
-    if actor.user_id is not None:
-        conds.append(DemandItem.beneficiary_user_id == actor.user_id)
-    if not conds:
-        return select(DemandItem).where(False)
-    return select(DemandItem).where(or_(*conds))
+    return scoped(DemandItem, conds, actor)
 
 
 def get_demand(session: Session, *, actor: Actor, demand_id: int) -> DemandItem:
@@ -79,18 +66,21 @@ def get_demand(session: Session, *, actor: Actor, demand_id: int) -> DemandItem:
     return demand
 
 
-def may_see_contact(session: Session, actor: Actor, demand: DemandItem) -> bool:
-    """The beneficiary's contact: the secretary, the grid worker, the assigned units, themselves."""
-    if actor.is_secretary_of(demand.community_id) or actor.user_id == demand.beneficiary_user_id:
-        return True
-    if in_grid_scope(session, actor, demand.grid_id):
-        return True
-    if not actor.admin_units:
-        return False
-    return session.scalar(select(Assignment.id).where(
-        Assignment.demand_id == demand.id, Assignment.unit_id.in_(actor.admin_units),
-        Assignment.status.in_([str(s) for s in CONFIRMED_ASSIGNMENT | {AssignmentStatus.COMPLETED}]),
-    ).limit(1)) is not None
+def contact_visible_ids(session: Session, actor: Actor, demands: list[DemandItem]) -> set[int]:
+    """Which of `demands` the actor may see the beneficiary's contact on: the secretary, the
+    grid worker, units with a confirmed share, the beneficiary — one query for a whole page."""
+    visible = {d.id for d in demands if actor.is_secretary_of(d.community_id)
+               or (actor.user_id is not None and actor.user_id == d.beneficiary_user_id)}
+    if actor.grid_worker_grids:
+        grids = child_grid_ids(session, actor.grid_worker_grids)
+        visible |= {d.id for d in demands if d.grid_id in grids}
+    rest = [d.id for d in demands if d.id not in visible]
+    if actor.admin_units and rest:
+        visible |= set(session.scalars(select(Assignment.demand_id).where(
+            Assignment.demand_id.in_(rest), Assignment.unit_id.in_(actor.admin_units),
+            Assignment.status.in_([str(s) for s in CONFIRMED_ASSIGNMENT | {
+                AssignmentStatus.COMPLETED}]))))
+    return visible
 
 
 def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1,
@@ -133,18 +123,13 @@ def history(session: Session, *, actor: Actor, demand_id: int):
 
 
 def _handles(session: Session, actor: Actor, demand: DemandItem) -> bool:
-    if actor.is_system or actor.is_secretary_of(demand.community_id):
-        return True
-    if actor.user_id is not None and actor.user_id == demand.beneficiary_user_id:
-        return True
-    if in_grid_scope(session, actor, demand.grid_id):
-        return True
-    if actor.admin_subdistricts and session.get(Community, demand.community_id).subdistrict_id \
-            in actor.admin_subdistricts:
-        return True
-    return bool(actor.admin_units) and session.scalar(select(Assignment.id).where(
-        Assignment.demand_id == demand.id, Assignment.unit_id.in_(actor.admin_units)).limit(1)) \
-        is not None
+    """Staff over the demand, its beneficiary, or a unit that has had a share of it."""
+    conds = handled_demands(session, actor)
+    if actor.admin_units:
+        conds.append(DemandItem.id.in_(select(Assignment.demand_id).where(
+            Assignment.unit_id.in_(actor.admin_units))))
+    stmt = scoped(DemandItem, conds, actor).where(DemandItem.id == demand.id)
+    return session.scalar(stmt.with_only_columns(DemandItem.id)) is not None
 
 
 def in_grid_scope(session: Session, actor: Actor, grid_id: int | None) -> bool:
@@ -158,7 +143,7 @@ def in_grid_scope(session: Session, actor: Actor, grid_id: int | None) -> bool:
 def may_record_in(actor: Actor, community_id: int, grid_id: int | None) -> bool:
     """Secretaries record demands anywhere in their community, grid workers in their grid."""
     return actor.is_secretary_of(community_id) or actor.is_grid_worker_of(grid_id) \
-        or actor.user_id is None
+        or actor.is_system
 
 
 def _check_place(session: Session, community_id: int, grid_id, building_id) -> None:
@@ -225,7 +210,7 @@ def create_demand(session: Session, *, actor: Actor, community_id: int, data: di
 
 def _manage(session: Session, actor: Actor, demand_id: int) -> DemandItem:
     demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
-    require(actor.is_secretary_of(demand.community_id) or actor.user_id is None,
+    require(actor.is_secretary_of(demand.community_id) or actor.is_system,
             "only the community's secretary")
     return demand
 
@@ -273,7 +258,7 @@ def _change_needed(demand: DemandItem, needed: int) -> None:
 
 
 def _publish(session: Session, actor: Actor, demand: DemandItem, now: datetime) -> None:
-    require(actor.is_secretary_of(demand.community_id) or actor.user_id is None,
+    require(actor.is_secretary_of(demand.community_id) or actor.is_system,
             "only the community's secretary publishes demands")
     audit.transition(session, demand, DemandStatus.OPEN, actor=actor, now=now, action="published")
 
@@ -292,7 +277,7 @@ def publish_demand(session: Session, *, actor: Actor, demand_id: int,
 def cancel_demand(session: Session, *, actor: Actor, demand_id: int, reason: str | None,
                   now: datetime | None = None) -> DemandItem:
     """Cancel a demand before it is reported; every active assignment is cancelled with it."""
-    from web.services.assignments import end_assignment
+    from web.services.assignments import end_assignment  # assignments imports this module
 
     now = now or utcnow()
     demand = _manage(session, actor, demand_id)
@@ -381,9 +366,8 @@ def start_work(session: Session, *, actor: Actor, demand_id: int,
     demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     lead = lead_assignment(session, demand.id)
     require(lead is not None and actor.is_unit_admin_of(lead.unit_id), "only the lead unit")
-    from web.services.assignments import close_open_offers
+    from web.services.assignments import close_open_offers  # assignments imports this module
 
-    check_transition(demand.status, DemandStatus.IN_PROGRESS)
     close_open_offers(session, demand, actor=actor, now=now)
     audit.transition(session, demand, DemandStatus.IN_PROGRESS, actor=actor, now=now,
                      action="started")
@@ -408,10 +392,6 @@ def confirm_demand(session: Session, *, actor: Actor, demand_id: int, rating: in
     demand.rating, demand.rating_comment = rating, comment
     demand.rated_by, demand.rated_at = actor.user_id, now
     return demand
-
-
-def wish_of(session: Session, demand_id: int) -> MicroWish | None:
-    return session.scalar(select(MicroWish).where(MicroWish.demand_id == demand_id))
 
 
 def units_on(session: Session, demand_id: int) -> list[Unit]:

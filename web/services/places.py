@@ -22,14 +22,10 @@ from web.services.base import (
 )
 
 
-def _is_system(actor: Actor) -> bool:
-    return actor.user_id is None
-
-
 @write
 def create_subdistrict(session: Session, *, actor: Actor, code: str, name: str) -> Subdistrict:
     """A new subdistrict (set-up by the operator through the CLI)."""
-    require(_is_system(actor), "subdistricts are created by the operator")
+    require(actor.is_system, "subdistricts are created by the operator")
     sub = Subdistrict(code=code, name=name)
     session.add(sub)
     session.flush()
@@ -41,7 +37,7 @@ def create_community(session: Session, *, actor: Actor, subdistrict_id: int, cod
                      name: str, lat: float | None = None, lng: float | None = None) -> Community:
     """A new community in a subdistrict (the operator or that subdistrict's admin)."""
     get_or_404(session, Subdistrict, subdistrict_id)
-    require(_is_system(actor) or actor.is_admin_of_subdistrict(subdistrict_id))
+    require(actor.is_system or actor.is_admin_of_subdistrict(subdistrict_id))
     community = Community(subdistrict_id=subdistrict_id, code=code, name=name, lat=lat, lng=lng,
                           auto_approve_paired_claims=False, dispatch_response_hours=24)
     session.add(community)
@@ -51,7 +47,7 @@ def create_community(session: Session, *, actor: Actor, subdistrict_id: int, cod
 
 def manages_community(actor: Actor, community: Community) -> bool:
     """The community's secretary (or the operator) keeps its places and settings."""
-    return _is_system(actor) or actor.is_secretary_of(community.id)
+    return actor.is_system or actor.is_secretary_of(community.id)
 
 
 @write
@@ -112,6 +108,11 @@ def create_building(session: Session, *, actor: Actor, estate_id: int, name: str
 
 def list_subdistricts(session: Session) -> list[Subdistrict]:
     return list(session.scalars(select(Subdistrict).order_by(Subdistrict.id)))
+
+
+def get_community(session: Session, community_id: int) -> Community:
+    """One community, or 404."""
+    return get_or_404(session, Community, community_id)
 
 
 def list_communities(session: Session, *, subdistrict_id: int | None = None, q: str | None = None,

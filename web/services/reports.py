@@ -12,7 +12,6 @@ from web.domain.actor import Actor
 from web.domain.states import WORKABLE_STATES, DemandStatus, ReportStatus
 from web.errors import ConflictError, NotFoundError
 from web.models import (
-    Community,
     DemandItem,
     ReportVolunteer,
     ServiceRecord,
@@ -33,7 +32,7 @@ from web.services.base import (
     write,
 )
 from web.services.demands import get_demand, lead_assignment
-from web.services.places import child_grid_ids
+from web.services.scope import handled_demands, overseen, scoped
 
 SERVICE_RECORD_NAMESPACE = uuid.UUID("6f1d0c8e-3b0a-4c5e-9a57-7c1b2f3e4d50")
 
@@ -103,24 +102,12 @@ def _volunteer_line(session: Session, index: int, data: dict) -> ReportVolunteer
 
 
 def _visible(session: Session, actor: Actor) -> Select:
-    if actor.is_system:
-        return select(WorkReport)
+    """Reports of the actor's unit, or on demands the actor handles."""
     conds = [WorkReport.unit_id.in_(actor.admin_units)] if actor.admin_units else []
-    demands = select(DemandItem.id)
-    if actor.secretary_communities:
-        conds.append(WorkReport.demand_id.in_(demands.where(
-            DemandItem.community_id.in_(actor.secretary_communities))))
-    if actor.admin_subdistricts:
-        conds.append(WorkReport.demand_id.in_(demands.join(
-            Community, Community.id == DemandItem.community_id).where(
-            Community.subdistrict_id.in_(actor.admin_subdistricts))))
-    if actor.grid_worker_grids:
-        conds.append(WorkReport.demand_id.in_(demands.where(
-            DemandItem.grid_id.in_(child_grid_ids(session, actor.grid_worker_grids)))))
-    if actor.user_id is not None:
-        conds.append(WorkReport.demand_id.in_(demands.where(
-            DemandItem.beneficiary_user_id == actor.user_id)))
-    return select(WorkReport).where(or_(*conds)) if conds else select(WorkReport).where(False)
+    handled = handled_demands(session, actor)
+    if handled:
+        conds.append(WorkReport.demand_id.in_(select(DemandItem.id).where(or_(*handled))))
+    return scoped(WorkReport, conds, actor)
 
 
 def get_report(session: Session, *, actor: Actor, report_id: int) -> WorkReport:
@@ -186,17 +173,12 @@ def return_report(session: Session, *, actor: Actor, report_id: int, reason: str
 def list_service_records(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                          per_page: int = 20) -> Page:
     """Service records of the actor, their unit, or their community/subdistrict."""
-    conds = []
+    conds = overseen(actor, ServiceRecord.community_id)
     if actor.user_id is not None:
         conds.append(ServiceRecord.user_id == actor.user_id)
     if actor.admin_units:
         conds.append(ServiceRecord.unit_id.in_(actor.admin_units))
-    if actor.secretary_communities:
-        conds.append(ServiceRecord.community_id.in_(actor.secretary_communities))
-    if actor.admin_subdistricts:
-        conds.append(ServiceRecord.community_id.in_(select(Community.id).where(
-            Community.subdistrict_id.in_(actor.admin_subdistricts))))
-    stmt = select(ServiceRecord).where(or_(*conds))
+    stmt = scoped(ServiceRecord, conds, actor)
     for key in ("user_id", "unit_id", "community_id", "demand_id", "report_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(ServiceRecord, key) == filters[key])

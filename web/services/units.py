@@ -104,7 +104,7 @@ def _decide(session: Session, actor: Actor, unit_id: int, target: UnitStatus, re
             now: datetime | None) -> Unit:
     now = now or utcnow()
     unit = get_unit(session, actor=actor, unit_id=unit_id)
-    require(actor.is_admin_of_subdistrict(unit.subdistrict_id) or actor.user_id is None,
+    require(actor.is_admin_of_subdistrict(unit.subdistrict_id) or actor.is_system,
             "only the subdistrict admin")
     audit.transition(session, unit, target, actor=actor, now=now, reason=reason)
     unit.status_reason = reason
@@ -145,7 +145,7 @@ def create_pairing(session: Session, *, actor: Actor, unit_id: int, community_id
     now = now or utcnow()
     unit = get_unit(session, actor=actor, unit_id=unit_id)
     community = get_or_404(session, Community, community_id)
-    require(actor.is_secretary_of(community.id) or actor.user_id is None
+    require(actor.is_secretary_of(community.id) or actor.is_system
             or actor.is_admin_of_subdistrict(community.subdistrict_id),
             "only the community's secretary or the subdistrict admin")
     if grid_id is not None and get_or_404(session, Grid, grid_id).community_id != community_id:

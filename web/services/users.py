@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from web.domain.actor import SYSTEM, Actor
+from web.domain.actor import Actor
 from web.errors import ConflictError, NotFoundError
 from web.models import Community, Grid, RoleGrant, Subdistrict, Unit, User
 from web.models.people import Role
@@ -62,7 +62,7 @@ def _need(spec: dict, key: str):
 
 def may_grant(actor: Actor, grant: RoleGrant) -> bool:
     """Whether `actor` may give `grant` to someone: only within their own scope."""
-    if actor is SYSTEM or actor.user_id is None:
+    if actor.is_system:
         return True
     role = Role(grant.role)
     if grant.subdistrict_id in actor.admin_subdistricts:
@@ -94,7 +94,7 @@ def create_user(
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ConflictError(f"the username '{username}' is taken", field="username")
     grants = [_scoped_grant(session, spec, now) for spec in roles or []]
-    require(actor.user_id is None or bool(grants), "give the new user a role within your scope")
+    require(actor.is_system or bool(grants), "give the new user a role within your scope")
     for grant in grants:
         require(may_grant(actor, grant), f"you may not grant the role {grant.role} there")
     user = User(

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
 from web.domain.states import WishStatus
 from web.errors import NotFoundError
-from web.models import Community, MicroWish, RoleGrant, User
+from web.models import MicroWish, RoleGrant, User
 from web.models.people import Role
 from web.services import audit
 from web.services.base import Page, invalid, need_reason, paginate, require, utcnow, write
 from web.services.demands import _publish, build_demand
-from web.services.places import child_grid_ids
+from web.services.scope import in_grids, overseen, scoped
 
 
 @write
@@ -39,17 +39,10 @@ def submit_wish(session: Session, *, actor: Actor, title: str, description: str 
 
 
 def _visible(session: Session, actor: Actor) -> Select:
-    if actor.is_system:
-        return select(MicroWish)
-    conds = [MicroWish.resident_id == actor.user_id]
-    if actor.secretary_communities:
-        conds.append(MicroWish.community_id.in_(actor.secretary_communities))
-    if actor.grid_worker_grids:
-        conds.append(MicroWish.grid_id.in_(child_grid_ids(session, actor.grid_worker_grids)))
-    if actor.admin_subdistricts:
-        conds.append(MicroWish.community_id.in_(select(Community.id).where(
-            Community.subdistrict_id.in_(actor.admin_subdistricts))))
-    return select(MicroWish).where(or_(*conds))
+    conds = [MicroWish.resident_id == actor.user_id,
+             *overseen(actor, MicroWish.community_id),
+             *in_grids(session, actor, MicroWish.grid_id)]
+    return scoped(MicroWish, conds, actor)
 
 
 def get_wish(session: Session, *, actor: Actor, wish_id: int) -> MicroWish:
