@@ -70,32 +70,63 @@ class AssignmentView(MethodView):
         return service.get_assignment(db(), actor=current_actor(), assignment_id=assignment_id)
 
 
-ACTIONS = [
-    ("approve", service.approve_claim, None, "Approve a pending claim (the secretary)."),
-    ("reject", service.reject_claim, ReasonIn, "Reject a pending claim with a reason (the "
-     "secretary)."),
-    ("withdraw", service.withdraw_claim, OptionalReasonIn, "Withdraw your pending claim."),
-    ("accept", service.accept_dispatch, DispatchAcceptIn, "Accept a dispatch before its deadline."),
-    ("decline", service.decline_dispatch, ReasonIn, "Decline a dispatch with a reason."),
-    ("recall", service.recall_assignment, ReasonIn, "Recall a dispatch or confirmed share before "
-     "work starts (the secretary)."),
-    ("release", service.release_assignment, ReasonIn, "Give back your confirmed share before "
-     "work starts, with a reason."),
-]
+@blp.route("/<int:assignment_id>/approve")
+class AssignmentApprove(MethodView):
+    @blp.response(200, AssignmentOut)
+    def post(self, assignment_id):
+        """Approve a pending claim (the secretary)."""
+        return service.approve_claim(db(), actor=current_actor(), assignment_id=assignment_id)
 
 
-def _action_view(name, fn, schema, doc):
-    def post(*args, assignment_id):
-        body = args[1] if len(args) > 1 else {}
-        return fn(db(), actor=current_actor(), assignment_id=assignment_id, **body)
-
-    post.__doc__, post.__name__ = doc, f"post_{name}"
-    view = blp.response(200, AssignmentOut)(post)
-    if schema is not None:
-        view = blp.arguments(schema)(view)
-    blp.route(f"/<int:assignment_id>/{name}")(
-        type(f"Assignment{name.title()}", (MethodView,), {"post": view}))
+@blp.route("/<int:assignment_id>/reject")
+class AssignmentReject(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, AssignmentOut)
+    def post(self, data, assignment_id):
+        """Reject a pending claim with a reason (the secretary)."""
+        return service.reject_claim(db(), actor=current_actor(), assignment_id=assignment_id, **data)
 
 
-for _name, _fn, _schema, _doc in ACTIONS:
-    _action_view(_name, _fn, _schema, _doc)
+@blp.route("/<int:assignment_id>/withdraw")
+class AssignmentWithdraw(MethodView):
+    @blp.arguments(OptionalReasonIn)
+    @blp.response(200, AssignmentOut)
+    def post(self, data, assignment_id):
+        """Withdraw your pending claim."""
+        return service.withdraw_claim(db(), actor=current_actor(), assignment_id=assignment_id, **data)
+
+
+@blp.route("/<int:assignment_id>/accept")
+class AssignmentAccept(MethodView):
+    @blp.arguments(DispatchAcceptIn)
+    @blp.response(200, AssignmentOut)
+    def post(self, data, assignment_id):
+        """Accept a dispatch before its deadline, optionally naming the resource used."""
+        return service.accept_dispatch(db(), actor=current_actor(), assignment_id=assignment_id, **data)
+
+
+@blp.route("/<int:assignment_id>/decline")
+class AssignmentDecline(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, AssignmentOut)
+    def post(self, data, assignment_id):
+        """Decline a dispatch with a reason."""
+        return service.decline_dispatch(db(), actor=current_actor(), assignment_id=assignment_id, **data)
+
+
+@blp.route("/<int:assignment_id>/recall")
+class AssignmentRecall(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, AssignmentOut)
+    def post(self, data, assignment_id):
+        """Recall a dispatch or confirmed share before work starts (the secretary)."""
+        return service.recall_assignment(db(), actor=current_actor(), assignment_id=assignment_id, **data)
+
+
+@blp.route("/<int:assignment_id>/release")
+class AssignmentRelease(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, AssignmentOut)
+    def post(self, data, assignment_id):
+        """Give back your confirmed share before work starts, with a reason."""
+        return service.release_assignment(db(), actor=current_actor(), assignment_id=assignment_id, **data)

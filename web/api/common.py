@@ -116,8 +116,12 @@ class LinliApi(Api):
                             _flatten(errs, location))
             names = ", ".join(sorted(flat))
             return error_body(422, "validation_error", f"invalid fields: {names}", flat), 422
-        code = HTTPStatus(status).phrase.lower().replace(" ", "_") if status in HTTPStatus._value2member_map_ else "error"
-        return error_body(status, code, error.description or HTTPStatus(status).phrase), status
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        code = phrase.lower().replace(" ", "_").replace("-", "_")
+        return error_body(status, code, error.description or phrase), status
 
 
 class PageArgs(Schema):
@@ -143,11 +147,10 @@ def page_of(item_schema: type[Schema], name: str) -> type[Schema]:
     return type(name, (PageSchema,), {"items": fields.List(fields.Nested(item_schema))})
 
 
-def page_out(page, transform=None) -> dict:
+def page_out(page) -> dict:
     """A service Page as the envelope dict."""
-    items = [transform(i) for i in page.items] if transform else page.items
     pages = (page.total + page.per_page - 1) // page.per_page
-    return {"items": items, "total": page.total, "page": page.page, "per_page": page.per_page,
+    return {"items": page.items, "total": page.total, "page": page.page, "per_page": page.per_page,
             "pages": pages}
 
 

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from scoring.hours import hours_to_minutes
+from web.api.assignments import AssignmentOut
 from web.api.common import (
     DateRangeArgs,
     ReasonIn,
@@ -16,6 +17,7 @@ from web.api.common import (
     page_out,
     split_args,
 )
+from web.api.reports import ReportOut
 from web.domain.states import DemandStatus
 from web.services import assignments as assign_service
 from web.services import demands as service
@@ -179,14 +181,22 @@ class EventOut(Schema):
         return json.loads(event.data) if event.data else None
 
 
-def present(demand, actor) -> dict:
-    """A demand as the caller may see it: the beneficiary's contact only for those who need it."""
-    out = {c.key: getattr(demand, c.key) for c in demand.__table__.columns}
-    visible = service.may_see_contact(db(), actor, demand)
-    out["contact_visible"] = visible
-    if not visible:
-        out.update(dict.fromkeys(CONTACT))
+def present_all(demands, actor) -> list[dict]:
+    """Demands as the caller may see them: the beneficiary's contact only for those who need it."""
+    visible = service.contact_visible_ids(db(), actor, demands)
+    out = []
+    for demand in demands:
+        row = {c.key: getattr(demand, c.key) for c in demand.__table__.columns}
+        row["contact_visible"] = demand.id in visible
+        if not row["contact_visible"]:
+            row.update(dict.fromkeys(CONTACT))
+        out.append(row)
     return out
+
+
+def present(demand, actor) -> dict:
+    """One demand as the caller may see it."""
+    return present_all([demand], actor)[0]
 
 
 @blp.route("")
@@ -200,7 +210,7 @@ class Demands(MethodView):
         sort = filters.pop("sort")
         result = service.list_demands(db(), actor=actor, filters=filters, page=page,
                                       per_page=per_page, sort=sort)
-        return page_out(result, lambda d: present(d, actor))
+        return {**page_out(result), "items": present_all(result.items, actor)}
 
     @blp.arguments(DemandIn)
     @blp.response(201, DemandOut)
@@ -230,30 +240,44 @@ class DemandView(MethodView):
         return present(demand, actor)
 
 
-def _simple(path: str, fn, doc: str, schema=None, *, status=200, out=DemandOut, wrap=True):
-    """Register POST /<id>/<path> calling `fn(session, actor=, demand_id=, **body)`."""
-
-    def view(*args, demand_id):
+@blp.route("/<int:demand_id>/publish")
+class DemandPublish(MethodView):
+    @blp.response(200, DemandOut)
+    def post(self, demand_id):
+        """Publish a draft onto the demand list (the secretary)."""
         actor = current_actor()
-        body = args[1] if len(args) > 1 else {}
-        result = fn(db(), actor=actor, demand_id=demand_id, **body)
-        return present(result, actor) if wrap else result
-
-    view.__doc__ = doc
-    view.__name__ = f"post_{path}"
-    decorated = blp.response(status, out)(view)
-    if schema is not None:
-        decorated = blp.arguments(schema)(decorated)
-    cls = type(f"Demand{path.title().replace('-', '')}", (MethodView,), {"post": decorated})
-    blp.route(f"/<int:demand_id>/{path}")(cls)
+        return present(service.publish_demand(db(), actor=actor, demand_id=demand_id), actor)
 
 
-_simple("publish", service.publish_demand, "Publish a draft onto the demand list (the secretary).")
-_simple("cancel", service.cancel_demand, "Cancel a demand with a reason; open claims and "
-        "dispatches are cancelled with it (the secretary).", ReasonIn)
-_simple("start", service.start_work, "Mark work as started (the lead unit).")
-_simple("confirmation", service.confirm_demand, "Confirm verified work and rate it 1–5 (the "
-        "beneficiary, or their grid worker).", ConfirmIn)
+@blp.route("/<int:demand_id>/cancel")
+class DemandCancel(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, DemandOut)
+    def post(self, data, demand_id):
+        """Cancel a demand with a reason; open claims and dispatches are cancelled with it."""
+        actor = current_actor()
+        demand = service.cancel_demand(db(), actor=actor, demand_id=demand_id, **data)
+        return present(demand, actor)
+
+
+@blp.route("/<int:demand_id>/start")
+class DemandStart(MethodView):
+    @blp.response(200, DemandOut)
+    def post(self, demand_id):
+        """Mark work as started (the lead unit); waiting claims and dispatches are cancelled."""
+        actor = current_actor()
+        return present(service.start_work(db(), actor=actor, demand_id=demand_id), actor)
+
+
+@blp.route("/<int:demand_id>/confirmation")
+class DemandConfirmation(MethodView):
+    @blp.arguments(ConfirmIn)
+    @blp.response(200, DemandOut)
+    def post(self, data, demand_id):
+        """Confirm verified work and rate it 1–5 (the beneficiary, or their grid worker)."""
+        actor = current_actor()
+        demand = service.confirm_demand(db(), actor=actor, demand_id=demand_id, **data)
+        return present(demand, actor)
 
 
 @blp.route("/<int:demand_id>/history")
@@ -262,10 +286,6 @@ class DemandHistory(MethodView):
     def get(self, demand_id):
         """Every recorded step of the demand and its claims, dispatches and reports."""
         return service.history(db(), actor=current_actor(), demand_id=demand_id)
-
-
-from web.api.assignments import AssignmentOut  # noqa: E402
-from web.api.reports import ReportOut  # noqa: E402
 
 
 @blp.route("/<int:demand_id>/claims")

@@ -130,11 +130,8 @@ class CommunityView(MethodView):
     @blp.response(200, CommunityOut)
     def get(self, community_id):
         """One community."""
-        from web.models import Community
-        from web.services.base import get_or_404
-
         current_actor()
-        return get_or_404(db(), Community, community_id)
+        return service.get_community(db(), community_id)
 
     @blp.arguments(CommunitySettingsIn)
     @blp.response(200, CommunityOut)
