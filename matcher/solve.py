@@ -1,0 +1,197 @@
+"""Choosing a solver and reading out the answer.
+
+- Only 1+1 demands, and counting demands is enough → min-cost flow: exact.
+- Small problems (up to `EXACT_LIMIT` candidate pairs) → CP-SAT on the whole model, warm-started
+  from the greedy answer: exact when it proves optimality within the limit.
+- Large problems with teams → the linear relaxation, rounded; 1+1 demands then go through the
+  flow on what capacity is left. The bound is the relaxation's (plus the flow's on full capacity).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from matcher.candidates import TERMS
+from matcher.exact import solve_cpsat
+from matcher.flow import flow_safe, solve_flow
+from matcher.greedy import Residual, greedy
+from matcher.model import Model, objective_of, prepare
+from matcher.problem import Problem
+from matcher.relax import round_relaxation, solve_relaxation
+
+EXACT_LIMIT = 20_000
+
+
+@dataclass
+class Result:
+    """The chosen candidate rows of a model, with shares, leads and how good the answer is."""
+
+    model: Model
+    rows: np.ndarray
+    alloc: np.ndarray
+    lead: np.ndarray
+    objective: int
+    bound: int
+    status: str                     # optimal | feasible
+    method: str                     # flow | cp-sat | relaxation | greedy
+    greedy_objective: int | None
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """How far the answer may be from the optimum, as a fraction of the bound."""
+        return 0.0 if self.bound <= 0 else max(0.0, (self.bound - self.objective) / self.bound)
+
+    def assignments(self) -> list[dict]:
+        """One record per chosen pair: ids, share, role and the score broken down by term."""
+        p, c = self.model.problem, self.model.cands
+        out = []
+        for row, q, lead in zip(self.rows.tolist(), self.alloc.tolist(), self.lead.tolist(),
+                                strict=True):
+            out.append({"demand": p.d_id[c.d[row]], "resource": p.r_id[c.r[row]],
+                        "unit": p.u_id[p.r_unit[c.r[row]]], "quantity": int(q),
+                        "role": "lead" if lead else "helper", "score": int(c.score[row]),
+                        "terms": c.breakdown(row)})
+        return out
+
+    def summary(self) -> dict:
+        return {"status": self.status, "method": self.method, "objective": self.objective,
+                "bound": self.bound, "gap": round(self.gap, 6),
+                "greedy_objective": self.greedy_objective, "served": self.served,
+                "demands": self.model.problem.n_demands, "pairs": len(self.rows),
+                "candidates": len(self.model.cands),
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+    @property
+    def served(self) -> int:
+        return len(np.unique(self.model.cands.d[self.rows]))
+
+
+def _leads(model: Model, rows: np.ndarray) -> np.ndarray:
+    """The best-scoring new member leads, unless a locked member already leads the demand."""
+    p, c = model.problem, model.cands
+    lead = np.zeros(len(rows), bool)
+    if not len(rows):
+        return lead
+    led = np.zeros(p.n_demands, bool)
+    led[p.locked_d[p.locked_lead]] = True
+    order = np.lexsort((c.r[rows], -c.score[rows], c.d[rows]))
+    first = np.r_[True, c.d[rows][order][1:] != c.d[rows][order][:-1]]
+    lead[order[first]] = True
+    return lead & ~led[c.d[rows]]
+
+
+def _result(model, rows, alloc, bound, status, method, greedy_obj, timings) -> Result:
+    rows = np.asarray(rows, np.int64)
+    alloc = np.asarray(alloc, np.int64)
+    order = np.argsort(rows, kind="stable")
+    rows, alloc = rows[order], alloc[order]
+    objective = objective_of(model, rows)
+    if status == "optimal":
+        bound = objective
+    return Result(model, rows, alloc, _leads(model, rows), objective, max(bound, objective),
+                  status, method, greedy_obj, timings)
+
+
+def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0,
+          seed: int = 0, method: str = "auto", baseline: bool = True) -> Result:
+    """Solve a problem; `method` forces flow, cp-sat, relaxation or greedy (else chosen).
+
+    `baseline=False` skips the greedy answer where the solver does not need it (flow)."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model = prepare(problem, mode)
+    timings["candidates"] = time.perf_counter() - t0
+    if method == "auto":
+        method = _choose(model)
+    g_rows, g_alloc, greedy_obj = [], [], None
+    if baseline or method != "flow":
+        t1 = time.perf_counter()
+        g_rows, g_alloc = greedy(model)
+        greedy_obj = objective_of(model, g_rows)
+        timings["greedy"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    if method == "greedy":
+        rows, alloc, bound, status = g_rows, g_alloc, _upper(model), "feasible"
+    elif method == "flow":
+        rows = solve_flow(model)
+        alloc = model.problem.d_quantity[model.cands.d[rows]]
+        rows, alloc, bound, status = rows, alloc, 0, "optimal"
+    elif method == "cp-sat":
+        rows, alloc, bound, optimal = solve_cpsat(model, time_limit=time_limit, seed=seed,
+                                                  hint=g_rows)
+        status = "optimal" if optimal else "feasible"
+    else:
+        rows, alloc, bound = _relaxed(model)
+        status = "feasible"
+        if objective_of(model, g_rows) > objective_of(model, rows):
+            rows, alloc = g_rows, g_alloc
+    timings["solve"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    result = _result(model, rows, alloc, bound, status, method, greedy_obj, timings)
+    timings["extract"] = time.perf_counter() - t3
+    return result
+
+
+def _choose(model: Model) -> str:
+    if not model.team.any() and flow_safe(model) and not len(model.pinned_rows):
+        return "flow"
+    if len(model.cands) <= EXACT_LIMIT:
+        return "cp-sat"
+    return "relaxation"
+
+
+def _upper(model: Model) -> int:
+    """A quick bound: every demand served by its best pair."""
+    best = np.zeros(model.problem.n_demands, np.int64)
+    np.maximum.at(best, model.cands.d, model.cands.score)
+    return int(best.sum())
+
+
+def _relaxed(model: Model) -> tuple[list[int], list[int], int]:
+    """Teams by the relaxation, then 1+1 demands by flow on the capacity left."""
+    c = model.cands
+    team_rows = np.flatnonzero(model.team[c.d])
+    single_rows = np.flatnonzero(~model.team[c.d])
+    if len(single_rows) and len(team_rows) and flow_safe_part(model, single_rows):
+        x, u, bound = solve_relaxation(model, team_rows)
+        residual = Residual(model)
+        rows, alloc = round_relaxation(model, team_rows, x, u, residual)
+        full = solve_flow(model, rows=single_rows)
+        bound += objective_of(model, full)
+        singles = solve_flow(model, capacity=_left_for_singles(model, residual, single_rows),
+                             rows=_not_clashing(model, residual, single_rows))
+        return ([*rows, *singles.tolist()],
+                [*alloc, *model.problem.d_quantity[c.d[singles]].tolist()], bound)
+    everything = np.arange(len(c))
+    x, u, bound = solve_relaxation(model, everything)
+    rows, alloc = round_relaxation(model, everything, x, u, Residual(model))
+    return rows, alloc, bound
+
+
+def _left_for_singles(model: Model, residual: Residual, rows: np.ndarray) -> np.ndarray:
+    """Demands each resource can still take, so that its quantity cannot run out."""
+    c = model.cands
+    most = np.ones(model.problem.n_resources, np.int64)
+    np.maximum.at(most, c.r[rows], model.problem.d_quantity[c.d[rows]])
+    return np.maximum(np.minimum(residual.capacity, residual.quantity // most), 0)
+
+
+def _not_clashing(model: Model, residual: Residual, rows: np.ndarray) -> np.ndarray:
+    """The 1+1 rows whose exclusive resource is not booked by a team at the same time."""
+    keep = [row for row in rows.tolist() if residual.can_take(row)]
+    return np.asarray(keep, np.int64)
+
+
+def flow_safe_part(model: Model, rows: np.ndarray) -> bool:
+    """Whether the 1+1 rows alone can go through the flow (quantity and windows never bind)."""
+    sub = Model(model.problem, model.cands.take(rows), model.team & False, model.k,
+                np.searchsorted(model.cands.d[rows], np.arange(model.problem.n_demands + 1)),
+                np.zeros(0, np.int64))
+    return not len(model.pinned_rows) and flow_safe(sub)
+
+
+__all__ = ["solve", "Result", "TERMS"]
