@@ -78,8 +78,32 @@ def _resource_rules(model: Model, cp: cp_model.CpModel, v: _Vars) -> None:
                         cp.add_bool_or([~v.x[i], ~v.x[j]])
 
 
-def solve_cpsat(model: Model, *, time_limit: float, seed: int, hint: list[int] | None = None):
-    """Rows chosen, proven bound and whether the answer is optimal."""
+def _add_hint(model: Model, cp: cp_model.CpModel, v: _Vars, hint: list[int]) -> None:
+    """Start from a known answer: members, served demands and shares (lead first)."""
+    c, p = model.cands, model.problem
+    chosen = set(hint)
+    for i, var in enumerate(v.x):
+        cp.add_hint(var, i in chosen)
+    served = {int(c.d[i]) for i in chosen}
+    for d, var in v.u.items():
+        cp.add_hint(var, d in served)
+    for d in served:
+        rows = [i for i in range(model.start[d], model.start[d + 1]) if i in chosen]
+        if not model.team[d]:
+            continue
+        rest = int(p.d_quantity[d]) - len(rows)
+        for i in rows:
+            more = min(int(c.give[i]) - 1, rest)
+            rest -= more
+            cp.add_hint(v.a[i], 1 + more)
+    for i in set(v.a) - chosen:
+        cp.add_hint(v.a[i], 0)
+
+
+def solve_cpsat(model: Model, *, time_limit: float, seed: int, hint: list[int] | None = None,
+                with_time: bool = False):
+    """Rows chosen, their shares, the proven bound and whether the answer is optimal (and, with
+    `with_time`, the deterministic time spent). SolverError when no answer was found in time."""
     c = model.cands
     cp = cp_model.CpModel()
     v = _Vars(model, cp)
@@ -87,13 +111,11 @@ def solve_cpsat(model: Model, *, time_limit: float, seed: int, hint: list[int] |
     _resource_rules(model, cp, v)
     for i in model.pinned_rows.tolist():
         cp.add(v.x[i] == 1)  # pinned pairs are kept
-    big = model.member_cost
-    cp.maximize(sum(int(c.score[i] - big) * v.x[i] for i in range(len(c)))
-                + sum(big * u for u in v.u.values()))
+    cost = model.member_cost
+    cp.maximize(sum(int(c.score[i] - cost[c.d[i]]) * v.x[i] for i in range(len(c)))
+                + sum(int(cost[d]) * u for d, u in v.u.items()))
     if hint is not None:
-        chosen = set(hint)
-        for i, var in enumerate(v.x):
-            cp.add_hint(var, i in chosen)
+        _add_hint(model, cp, v, hint)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed
@@ -105,4 +127,6 @@ def solve_cpsat(model: Model, *, time_limit: float, seed: int, hint: list[int] |
     rows = [i for i, var in enumerate(v.x) if solver.boolean_value(var)]
     alloc = [solver.value(v.a[i]) if i in v.a else v.q[i] for i in rows]
     bound = int(np.floor(solver.best_objective_bound + 1e-6))
+    if with_time:
+        return rows, alloc, bound, status == cp_model.OPTIMAL, solver.deterministic_time
     return rows, alloc, bound, status == cp_model.OPTIMAL

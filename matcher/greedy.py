@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from matcher.flow import clashing
-from matcher.model import Model
+from matcher.model import Model, covers
 
 
 class Residual:
@@ -59,10 +59,13 @@ def allocate(model: Model, d: int, rows: list[int], residual: Residual) -> list[
     return alloc
 
 
-def build_team(model: Model, d: int, order: list[int], residual: Residual):
+def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
+               prune: bool = False, keep: frozenset = frozenset()):
     """Members for demand d, taken in `order`: each must add a missing skill or missing quantity.
 
-    Returns (rows, alloc), or None when the demand cannot be covered within its team size.
+    With `prune`, members the team can do without are dropped again, weakest first (never those
+    in `keep`). Returns (rows, alloc), or None when the demand cannot be covered within its team
+    size.
     """
     p, c = model.problem, model.cands
     missing = _skill_int(p.d_skills[d])
@@ -89,8 +92,22 @@ def build_team(model: Model, d: int, order: list[int], residual: Residual):
             return None
     if missing or short > 0:
         return None
+    if prune:
+        chosen = _pruned(model, d, chosen, residual, keep)
     alloc = allocate(model, d, chosen, residual)
     return None if alloc is None else (chosen, alloc)
+
+
+def _pruned(model: Model, d: int, chosen: list[int], residual: Residual, keep) -> list[int]:
+    c = model.cands
+    for row in sorted(chosen, key=lambda row: (c.score[row], row)):
+        if row in keep or len(chosen) == 1:
+            continue
+        rest = [x for x in chosen if x != row]
+        limited = [min(int(c.give[x]), int(residual.quantity[c.r[x]])) for x in rest]
+        if covers(model, d, rest) and sum(limited) >= model.problem.d_quantity[d]:
+            chosen = rest
+    return chosen
 
 
 def greedy(model: Model) -> tuple[list[int], list[int]]:

@@ -86,7 +86,7 @@ def city(n: int = 40_000, m: int = 100_000, *, seed: int = 0, categories: int = 
     )
 
 
-def teams(n: int = 1_000, units: int = 2_000, *, seed: int = 0, communities: int = 50,
+def teams(n: int = 1_000, units: int = 2_000, *, seed: int = 0, communities: int = 200,
           vocabulary: int = 12) -> Problem:
     """Demands needing 2–5 units that together cover their skills and quantity."""
     rng = np.random.default_rng(seed)
@@ -94,7 +94,7 @@ def teams(n: int = 1_000, units: int = 2_000, *, seed: int = 0, communities: int
     area_count = rng.integers(3, 7, m)
     area = np.concatenate([rng.choice(communities, k, replace=False) for k in area_count])
     share = rng.integers(1, 4, m)
-    cap = rng.integers(2, 5, m)
+    cap = rng.integers(1, 4, m)
     d_quantity = rng.integers(3, 9, n)
     return make_problem(
         n, m, units, communities=communities,

@@ -1,9 +1,9 @@
 """The prepared model every solver shares: which demands take one unit or a team, their
 candidates grouped by demand, residual skills after locked pairs, and the objective.
 
-The objective, in one line: a served demand is worth the scores of its members, less `serve +
-helper` for each member after the first. A one-unit pairing is worth its pair score; a team is
-worth one `serve`, every member's other terms, less `helper` per helper. See docs/matching.md.
+The objective: a one-unit pairing is worth its pair score. A team is worth the demand's own terms
+(serve, urgency, waiting) once, every member's pair terms (skill, distance, pairing, rating,
+fairness), less `helper` for each member after the first. See docs/matching.md.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ class Model:
     pinned_rows: np.ndarray      # candidate rows that must be chosen
 
     @property
-    def member_cost(self) -> int:
-        """What each member after the first costs: a team counts `serve` once."""
-        return self.problem.weights.serve + self.problem.weights.helper
+    def member_cost(self) -> np.ndarray:
+        """Per demand, what each member after the first costs: its demand terms count once."""
+        p, w = self.problem, self.problem.weights
+        return (w.serve + w.helper + w.urgency * p.d_urgency
+                + w.waiting * np.minimum(p.d_waited, w.waiting_cap_days))
 
 
 def _without_locked_skills(p: Problem) -> Problem:
@@ -83,8 +85,10 @@ def objective_of(model: Model, rows: np.ndarray) -> int:
     rows = np.asarray(rows, np.int64)
     if not len(rows):
         return 0
-    demands = np.unique(model.cands.d[rows])
-    return int(model.cands.score[rows].sum() - model.member_cost * (len(rows) - len(demands)))
+    d = model.cands.d[rows]
+    members = np.bincount(d, minlength=model.problem.n_demands)
+    extra = np.maximum(members - 1, 0)
+    return int(model.cands.score[rows].sum() - (model.member_cost * extra).sum())
 
 
 def covers(model: Model, d: int, rows) -> bool:

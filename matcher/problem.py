@@ -41,7 +41,7 @@ class Weights:
     rating: int = 50           # per star of the unit's average rating above (or below) 3
     fairness: int = 20         # less per assignment the unit already carries, up to fairness_cap
     fairness_cap: int = 10
-    helper: int = 100          # cost of each team member beyond the lead: teams stay small
+    helper: int = 250          # cost of each team member beyond the lead: teams stay small
     max_distance_m: int = 5000  # scale of the distance term when the resource has no radius
     team_size: int = 5         # k: at most this many units a team
 

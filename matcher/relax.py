@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from matcher.candidates import _expand
 from matcher.flow import SolverError
@@ -30,8 +30,30 @@ def _skill_pairs(model: Model, rows_of: np.ndarray) -> tuple[np.ndarray, np.ndar
     return owner[has], dem, cand[has]
 
 
-def solve_relaxation(model: Model, rows: np.ndarray):
-    """The LP over candidate rows `rows` (all their demands): (x values, u values, bound)."""
+def _fewest_members(model: Model, rows: np.ndarray, demands: np.ndarray) -> np.ndarray:
+    """Per demand, the fewest members whose shares can reach its quantity (1 if none can)."""
+    c, p = model.cands, model.problem
+    order = np.lexsort((-c.give[rows], c.d[rows]))
+    d_sorted, give = c.d[rows][order], c.give[rows][order]
+    first = np.searchsorted(d_sorted, demands)
+    rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    running = np.cumsum(give)
+    before = np.repeat(running[first] - give[first], np.diff(np.r_[first, len(order)]))
+    reached = (running - before) >= p.d_quantity[d_sorted]
+    fewest = np.ones(len(demands), np.int64)
+    hit = np.flatnonzero(reached)
+    owner = np.searchsorted(demands, d_sorted[hit])
+    best = np.full(len(demands), np.iinfo(np.int64).max)
+    np.minimum.at(best, owner, rank[hit] + 1)
+    fewest = np.where(best < np.iinfo(np.int64).max, best, 1)
+    return fewest
+
+
+def solve_relaxation(model: Model, rows: np.ndarray, *, integral: bool = False,
+                     time_limit: float | None = None):
+    """The LP over candidate rows `rows` (all their demands): (x values, u values, bound).
+
+    `integral=True` solves the same model as a MIP with HiGHS instead (for measurements)."""
     p, c = model.problem, model.cands
     rows = np.asarray(rows, np.int64)
     demands = np.unique(c.d[rows])
@@ -67,6 +89,10 @@ def solve_relaxation(model: Model, rows: np.ndarray):
         np.r_[np.flatnonzero(loose), n_x + n_u + np.arange(n_a), n_x + np.arange(n_u)],
         np.r_[-give[loose].astype(float), -np.ones(n_a), p.d_quantity[demands].astype(float)],
         np.zeros(n_u))
+    # a team has at least as many members as the largest shares need to reach the quantity
+    fewest = _fewest_members(model, rows, demands)
+    add(np.r_[ld, np.arange(n_u)], np.r_[np.arange(n_x), n_x + np.arange(n_u)],
+        np.r_[-np.ones(n_x), fewest.astype(float)], np.zeros(n_u))
     # every required skill is brought by a member
     skill_row, dem, cand = _skill_pairs(model, demands)
     pos = np.searchsorted(rows, cand)
@@ -92,10 +118,19 @@ def solve_relaxation(model: Model, rows: np.ndarray):
          (np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))),
         shape=(nrow, n_cols))
     big = model.member_cost
-    cost = -np.r_[(c.score[rows] - big).astype(float), np.full(n_u, float(big)), np.zeros(n_a)]
+    cost = -np.r_[(c.score[rows] - big[cd]).astype(float), big[demands].astype(float),
+                  np.zeros(n_a)]
     lower = np.zeros(n_cols)
     lower[np.searchsorted(rows, np.intersect1d(model.pinned_rows, rows))] = 1.0
     upper = np.r_[np.ones(n_x + n_u), give[a_of].astype(float)]
+    if integral:
+        res = milp(cost, constraints=LinearConstraint(a_ub, -np.inf, np.concatenate(rhs_all)),
+                   bounds=Bounds(lower, upper),
+                   integrality=np.r_[np.ones(n_x + n_u), np.zeros(n_a)],
+                   options={"time_limit": time_limit or 60, "disp": False})
+        if res.x is None:
+            raise SolverError(f"the MIP ended: {res.message}")
+        return res.x, -res.fun, -getattr(res, "mip_dual_bound", res.fun)
     res = linprog(cost, A_ub=a_ub, b_ub=np.concatenate(rhs_all),
                   bounds=np.column_stack((lower, upper)), method="highs")
     if res.status != 0:
@@ -127,7 +162,7 @@ def round_relaxation(model: Model, rows: np.ndarray, x: np.ndarray, u: np.ndarra
             mine = mine[in_rows[mine]]
             key = (-x[mine], -c.score[mine]) if sweep == "relaxation" else (-c.score[mine],)
             team = build_team(model, d, mine[np.lexsort((c.r[mine], *key[::-1]))].tolist(),
-                              residual)
+                              residual, prune=True)
             if team:
                 residual.book(*team)
                 chosen.extend(team[0])

@@ -16,9 +16,10 @@ import numpy as np
 
 from matcher.candidates import TERMS
 from matcher.exact import solve_cpsat
-from matcher.flow import flow_safe, solve_flow
+from matcher.flow import SolverError, flow_safe, solve_flow
 from matcher.greedy import Residual, greedy
 from matcher.model import Model, objective_of, prepare
+from matcher.polish import polish
 from matcher.problem import Problem
 from matcher.relax import round_relaxation, solve_relaxation
 
@@ -121,11 +122,18 @@ def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0
         alloc = model.problem.d_quantity[model.cands.d[rows]]
         rows, alloc, bound, status = rows, alloc, 0, "optimal"
     elif method == "cp-sat":
-        rows, alloc, bound, optimal = solve_cpsat(model, time_limit=time_limit, seed=seed,
-                                                  hint=g_rows)
+        try:
+            rows, alloc, bound, optimal = solve_cpsat(model, time_limit=time_limit, seed=seed,
+                                                      hint=g_rows)
+        except SolverError:  # nothing found in time: keep the greedy answer
+            rows, alloc, bound, optimal = g_rows, g_alloc, _upper(model), False
         status = "optimal" if optimal else "feasible"
     else:
         rows, alloc, bound = _relaxed(model)
+        t_polish = time.perf_counter()
+        rows, alloc = polish(model, rows, alloc, time_limit=max(0.0, time_limit - (
+            t_polish - t0)), seed=seed)
+        timings["polish"] = time.perf_counter() - t_polish
         status = "feasible"
         if objective_of(model, g_rows) > objective_of(model, rows):
             rows, alloc = g_rows, g_alloc
