@@ -71,17 +71,28 @@ def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _by_community(p: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs where the resource lists the demand's community and the category fits."""
+    """Pairs where the resource lists the demand's community and the category fits (a resource
+    of any category, -1, fits every demand)."""
     n_com = max(1, len(p.community_names))
-    key_d = p.d_category.astype(np.int64) * n_com + p.d_community
-    order = np.argsort(key_d, kind="stable")
-    sorted_keys = key_d[order]
     entry_r = np.repeat(np.arange(p.n_resources), np.diff(p.r_area_ptr))
-    key_r = p.r_category[entry_r].astype(np.int64) * n_com + p.r_area
-    lo = np.searchsorted(sorted_keys, key_r, "left")
-    hi = np.searchsorted(sorted_keys, key_r, "right")
-    owner, positions = _expand(lo, hi)
-    return order[positions].astype(np.int64), entry_r[owner].astype(np.int64)
+    any_cat = p.r_category[entry_r] < 0
+    out_d, out_r = [], []
+    for wild in (False, True):
+        entries = entry_r[any_cat == wild]
+        area = p.r_area[any_cat == wild]
+        key_d = p.d_community.astype(np.int64)
+        key_r = area.astype(np.int64)
+        if not wild:
+            key_d = key_d + p.d_category.astype(np.int64) * n_com
+            key_r = key_r + p.r_category[entries].astype(np.int64) * n_com
+        order = np.argsort(key_d, kind="stable")
+        sorted_keys = key_d[order]
+        lo = np.searchsorted(sorted_keys, key_r, "left")
+        hi = np.searchsorted(sorted_keys, key_r, "right")
+        owner, positions = _expand(lo, hi)
+        out_d.append(order[positions].astype(np.int64))
+        out_r.append(entries[owner].astype(np.int64))
+    return np.concatenate(out_d), np.concatenate(out_r)
 
 
 def _near(d_points, r_points, radius, demands, resources):
@@ -104,7 +115,8 @@ def _by_radius(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         band = np.floor(np.log2(np.maximum(p.r_radius, 1.0), where=has_radius,
                                 out=np.zeros(p.n_resources))).astype(np.int64)
         for category in np.unique(p.r_category[has_radius]).tolist():
-            demands = np.flatnonzero(located & (p.d_category == category))
+            fits = (p.d_category == category) if category >= 0 else True
+            demands = np.flatnonzero(located & fits)
             in_category = has_radius & (p.r_category == category)
             if len(demands):
                 tasks += [(demands, np.flatnonzero(in_category & (band == b)))
@@ -165,7 +177,7 @@ def _windows_fit(p: Problem, d: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def hard_rules(p: Problem, d: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Whether each pair passes every hard rule except place (category, quantity, time, bans)."""
-    ok = p.d_category[d] == p.r_category[r]
+    ok = (p.d_category[d] == p.r_category[r]) | (p.r_category[r] < 0)
     ok &= (p.r_capacity[r] > 0) & (np.minimum(p.r_share[r], p.r_quantity[r]) > 0)
     ok &= ~_in_pairs(d, r, p.forbidden_d, p.forbidden_r, max(1, p.n_resources))
     n_units = max(1, len(p.u_id))

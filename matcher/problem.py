@@ -20,6 +20,7 @@ from matcher.weekly import FULL_WEEK, week_mask_of_slots, week_mask_of_window
 INF = float("inf")
 URGENCY_LEVELS = {"normal": 0, "urgent": 1, "critical": 2}
 MODES = ("auto", "1+1", "1+N")
+ANY = "*"  # a resource of this category fits a demand of any category
 
 
 class ProblemError(ValueError):
@@ -218,7 +219,7 @@ def _build(data: dict) -> Problem:
     skills = sorted({s for d in demands for s in d.get("skills") or []}
                     | {s for r in resources for s in r.get("skills") or []})
     skill_index = {s: i for i, s in enumerate(skills)}
-    categories = sorted({str(x["category"]) for x in [*demands, *resources]})
+    categories = sorted({str(x["category"]) for x in [*demands, *resources]} - {ANY})
     cat_index = {c: i for i, c in enumerate(categories)}
     communities = sorted({str(d["community"]) for d in demands}
                          | {str(c) for r in resources for c in r.get("communities") or []}
@@ -285,7 +286,7 @@ def _build(data: dict) -> Problem:
                              for d in demands], np.int64),
         r_id=np.array([r["id"] for r in resources], object),
         r_unit=np.array([unit_index[r.get("unit")] for r in resources], np.int32),
-        r_category=np.array([cat_index[str(r["category"])] for r in resources], np.int32),
+        r_category=np.array([cat_index.get(str(r["category"]), -1) for r in resources], np.int32),
         r_skills=_bits([r.get("skills") or [] for r in resources], skill_index),
         r_share=np.array([_positive(r.get("share", r.get("quantity", 1)), "resource share", 1)
                           for r in resources], np.int64),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,21 @@ class Linli:
     # Sessions for GET/HEAD requests: on SQLite they read a WAL snapshot instead of queueing
     # behind writers for the write lock. (PostgreSQL does not need it; it does no harm.)
     read_session_factory: sessionmaker[Session] | None = None
+
+    # Runs a match run outside the request; tests swap in a synchronous runner.
+    background: Callable[[Callable[[], object]], object] | None = None
+
+    def run_in_background(self, run_id: int) -> None:
+        """Execute a queued match run on the app's worker thread, in its own session."""
+        from web.services.matching import execute_match_run
+
+        def job():
+            with self.session_factory() as session:
+                execute_match_run(session, run_id=run_id)
+
+        if self.background is None:
+            self.background = ThreadPoolExecutor(1, thread_name_prefix="linli-match").submit
+        self.background(job)
 
     def use_sessions(self, factory) -> None:
         """Serve every request, reads and writes, from `factory` (tests bind it to one connection)."""

@@ -49,6 +49,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_group)
     app.cli.add_command(users_group)
     app.cli.add_command(serve)
+    app.cli.add_command(match_group)
 
 
 @click.group("db", help="Database schema: migrations and checks.")
@@ -193,3 +194,110 @@ def parse_role(text: str) -> dict:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@click.group("match", help="Optimal pairing: match runs over the lists, and the solver on files.")
+def match_group() -> None:
+    pass
+
+
+def _place_id(session, model, value: str) -> int:
+    """A community or subdistrict named by id or by code."""
+    from sqlalchemy import select
+
+    row = session.scalar(select(model).where(model.code == value))
+    if row is None and value.isdigit():
+        row = session.get(model, int(value))
+    if row is None:
+        raise click.BadParameter(f"no {model.__tablename__[:-1]} '{value}'")
+    return row.id
+
+
+@match_group.command("run")
+@click.option("--community", help="Community id or code.")
+@click.option("--subdistrict", help="Subdistrict id or code (every community in it).")
+@click.option("--mode", type=click.Choice(["auto", "1+1", "1+N"]), default="auto",
+              show_default=True)
+@click.option("--time-limit", type=float, default=5.0, show_default=True, help="Seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Show what would be proposed; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@with_appcontext
+def match_run(community, subdistrict, mode, time_limit, seed, dry_run, as_json) -> None:
+    """Propose pairs for a community's (or subdistrict's) open demands, as the system."""
+    import json
+
+    from sqlalchemy import select
+
+    from web.domain.actor import SYSTEM
+    from web.errors import LinliError
+    from web.models import Community, MatchProposal, Subdistrict
+    from web.services import matching
+
+    if (community is None) == (subdistrict is None):
+        raise click.UsageError("give --community or --subdistrict")
+    params = {"mode": mode, "time_limit": time_limit, "seed": seed}
+    with _session() as session:
+        scope = ({"community_id": _place_id(session, Community, community)} if community else
+                 {"subdistrict_id": _place_id(session, Subdistrict, subdistrict)})
+        try:
+            if dry_run:
+                out = matching.preview_match(session, actor=SYSTEM, params=params, **scope)
+                summary, proposals = out["summary"], out["proposals"]
+            else:
+                run = matching.create_match_run(session, actor=SYSTEM, params=params, **scope)
+                run = matching.execute_match_run(session, run_id=run.id)
+                if run.status != "done":
+                    raise click.ClickException(f"match run {run.id} failed: {run.error}")
+                summary = run.summary
+                proposals = [{"id": p.id, "demand": p.demand_id, "resource": p.resource_id,
+                              "unit": p.unit_id, "quantity": p.quantity, "role": p.role,
+                              "score": p.score, "terms": p.terms}
+                             for p in session.scalars(select(MatchProposal).where(
+                                 MatchProposal.run_id == run.id)
+                                 .order_by(MatchProposal.demand_id, MatchProposal.id))]
+                summary = {"run_id": run.id, **summary}
+        except LinliError as exc:
+            raise click.ClickException(exc.message) from exc
+    if as_json:
+        click.echo(json.dumps({"summary": summary, "proposals": proposals}, ensure_ascii=False,
+                              default=str))
+        return
+    _print_proposals(summary, proposals, dry_run)
+
+
+def _print_proposals(summary: dict, proposals: list[dict], dry_run: bool) -> None:
+    click.echo(f"{'dry run: ' if dry_run else ''}{len(proposals)} proposals for "
+               f"{summary['served']} of {summary['demands']} open demands · "
+               f"{summary['status']} by {summary['method']} · objective {summary['objective']} "
+               f"(bound {summary['bound']}, greedy {summary['greedy_objective']})")
+    for p in proposals:
+        terms = " ".join(f"{k}={v}" for k, v in p["terms"].items() if v)
+        click.echo(f"  demand {p['demand']:>6} ← resource {p['resource']:>6} (unit {p['unit']}, "
+                   f"{p['role']}, ×{p['quantity']}) score {p['score']}: {terms}")
+
+
+@match_group.command("solve")
+@click.argument("problem_file", type=click.File("r", encoding="utf-8"))
+@click.option("--mode", type=click.Choice(["auto", "1+1", "1+N"]), default=None,
+              help="Overrides the file's mode.")
+@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--method", type=click.Choice(["auto", "flow", "cp-sat", "relaxation", "greedy"]),
+              default="auto", show_default=True)
+@click.option("--with-candidates", is_flag=True, help="List every candidate pair and its score.")
+def match_solve(problem_file, mode, time_limit, seed, method, with_candidates) -> None:
+    """Solve a problem file (docs/matching.md) and print the result as JSON."""
+    import json
+
+    from matcher.io import result_json
+    from matcher.problem import ProblemError, build_problem
+    from matcher.solve import solve
+
+    try:
+        problem = build_problem(json.load(problem_file))
+        result = solve(problem, mode=mode, time_limit=time_limit, seed=seed, method=method)
+    except (ProblemError, json.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result_json(result, with_candidates=with_candidates),
+                          ensure_ascii=False))

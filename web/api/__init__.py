@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web.api import assignments, auth, demands, places, reports, resources, units, users, wishes
+from web.api import (
+    assignments,
+    auth,
+    demands,
+    matching,
+    places,
+    reports,
+    resources,
+    units,
+    users,
+    wishes,
+)
 from web.api.common import LinliApi
 
-BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes)
+BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes,
+              matching)
 
 
 def init_api(app: Flask) -> LinliApi:

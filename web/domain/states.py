@@ -65,6 +65,21 @@ class WishStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class MatchRunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ProposalStatus(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"    # became a dispatch to the unit
+    REJECTED = "rejected"    # not proposed again unless asked
+    STALE = "stale"          # the demand or the resource changed since the run
+    SUPERSEDED = "superseded"  # a later run proposed again for the demand
+
+
 S = DemandStatus
 A = AssignmentStatus
 
@@ -104,6 +119,18 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         ReportStatus.SUBMITTED: frozenset({ReportStatus.VERIFIED, ReportStatus.RETURNED}),
         ReportStatus.VERIFIED: frozenset(),
         ReportStatus.RETURNED: frozenset(),
+    },
+    MatchRunStatus: {
+        MatchRunStatus.QUEUED: frozenset({MatchRunStatus.RUNNING, MatchRunStatus.FAILED}),
+        MatchRunStatus.RUNNING: frozenset({MatchRunStatus.DONE, MatchRunStatus.FAILED}),
+        MatchRunStatus.DONE: frozenset(),
+        MatchRunStatus.FAILED: frozenset(),
+    },
+    ProposalStatus: {
+        ProposalStatus.PROPOSED: frozenset({ProposalStatus.APPROVED, ProposalStatus.REJECTED,
+                                            ProposalStatus.STALE, ProposalStatus.SUPERSEDED}),
+        **{s: frozenset() for s in (ProposalStatus.APPROVED, ProposalStatus.REJECTED,
+                                    ProposalStatus.STALE, ProposalStatus.SUPERSEDED)},
     },
     WishStatus: {
         WishStatus.SUBMITTED: frozenset(

@@ -1,13 +1,14 @@
 """The SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
 
 from web.models.lists import Category, DemandItem, MicroWish, ResourceItem, resource_service_areas
+from web.models.matching import MatchProposal, MatchRun
 from web.models.people import ApiToken, Pairing, Role, RoleGrant, Unit, UnitType, User
 from web.models.places import Building, Community, Estate, Grid, Subdistrict
 from web.models.work import Assignment, AuditEvent, ReportVolunteer, ServiceRecord, WorkReport
 
 __all__ = [
     "ApiToken", "Assignment", "AuditEvent", "Building", "Category", "Community", "DemandItem",
-    "Estate", "Grid", "MicroWish", "Pairing", "ReportVolunteer", "ResourceItem", "Role",
+    "Estate", "Grid", "MatchProposal", "MatchRun", "MicroWish", "Pairing", "ReportVolunteer", "ResourceItem", "Role",
     "RoleGrant", "ServiceRecord", "Subdistrict", "Unit", "UnitType", "User", "WorkReport",
     "resource_service_areas",
 ]

@@ -261,6 +261,16 @@ def dispatch_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: 
                     quantity: int, resource_id: int | None = None, response_hours: int | None = None,
                     note: str | None = None, now: datetime | None = None) -> Assignment:
     """The secretary assigns a demand, or part of it, to a unit, which has until a deadline to answer."""
+    return dispatch_in_transaction(session, actor=actor, demand_id=demand_id, unit_id=unit_id,
+                                   quantity=quantity, resource_id=resource_id,
+                                   response_hours=response_hours, note=note, now=now)
+
+
+def dispatch_in_transaction(session: Session, *, actor: Actor, demand_id: int, unit_id: int,
+                            quantity: int, resource_id: int | None = None,
+                            response_hours: int | None = None, note: str | None = None,
+                            now: datetime | None = None) -> Assignment:
+    """The body of `dispatch_demand`, inside a transaction its caller owns (approving a proposal)."""
     now = now or utcnow()
     demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     require(actor.is_secretary_of(demand.community_id), "only the community's secretary")
