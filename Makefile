@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint check-migrations clean
+.PHONY: run test install lint bench check-migrations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+## make bench: the benchmarks, one JSON line per case (matching: bench/match_bench.py)
+bench: install
+	$(BIN)/python bench/match_bench.py
+	$(BIN)/python bench/claims.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
