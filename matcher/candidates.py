@@ -138,6 +138,8 @@ def _sorted_pairs(p: Problem, d: np.ndarray, r: np.ndarray, metres: np.ndarray):
     order = np.argsort(keys)
     keys = keys[order]
     metres = metres[order]
+    if not len(keys):
+        return keys, keys, metres
     first = np.r_[True, keys[1:] != keys[:-1]]
     if not first.all():  # a pair found both ways keeps its measured distance
         last = np.r_[keys[1:] != keys[:-1], True]

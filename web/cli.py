@@ -201,7 +201,7 @@ def match_group() -> None:
     pass
 
 
-def _place_id(session, model, value: str) -> int:
+def _place_id(session, model, value: str, name: str) -> int:
     """A community or subdistrict named by id or by code."""
     from sqlalchemy import select
 
@@ -209,7 +209,7 @@ def _place_id(session, model, value: str) -> int:
     if row is None and value.isdigit():
         row = session.get(model, int(value))
     if row is None:
-        raise click.BadParameter(f"no {model.__tablename__[:-1]} '{value}'")
+        raise click.BadParameter(f"no {name} '{value}'")
     return row.id
 
 
@@ -238,8 +238,8 @@ def match_run(community, subdistrict, mode, time_limit, seed, dry_run, as_json) 
         raise click.UsageError("give --community or --subdistrict")
     params = {"mode": mode, "time_limit": time_limit, "seed": seed}
     with _session() as session:
-        scope = ({"community_id": _place_id(session, Community, community)} if community else
-                 {"subdistrict_id": _place_id(session, Subdistrict, subdistrict)})
+        scope = ({"community_id": _place_id(session, Community, community, "community")} if community else
+                 {"subdistrict_id": _place_id(session, Subdistrict, subdistrict, "subdistrict")})
         try:
             if dry_run:
                 out = matching.preview_match(session, actor=SYSTEM, params=params, **scope)

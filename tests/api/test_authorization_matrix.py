@@ -8,7 +8,7 @@ Each row names the object the endpoint acts on, built once in a snapshot of the 
 below): a pending claim of unit x on d_a1, an offered dispatch to unit x, the approved lead share
 of unit x, a submitted report, a verified demand with its service record, a micro-wish of res_a1,
 a draft demand in a1, a draft resource of unit x, a pairing of x with a1, an applied unit and a
-suspended unit in subdistrict A, and so on. Every object lies in the "own" scope — subdistrict A,
+suspended unit in subdistrict A, a match run over a1 with an open proposal for d_open, and so on. Every object lies in the "own" scope — subdistrict A,
 community a1, grid g_a1, unit x, resident res_a1 — and each role is played twice:
 
     role               own scope   other scope
@@ -74,6 +74,8 @@ from web.models import (
     Community,
     DemandItem,
     Estate,
+    MatchProposal,
+    MatchRun,
     MicroWish,
     Pairing,
     ResourceItem,
@@ -83,7 +85,7 @@ from web.models import (
     User,
     WorkReport,
 )
-from web.services import assignments, places, reports, units, wishes
+from web.services import assignments, matching, places, reports, units, wishes
 from web.services.auth import actor_for
 
 pytestmark = pytest.mark.db
@@ -123,6 +125,7 @@ TARGET_MODELS = {
     "d_a1": DemandItem, "d_draft": DemandItem, "d_open": DemandItem, "d_lead": DemandItem,
     "d_ver": DemandItem, "claim": Assignment, "offer": Assignment, "a_lead": Assignment,
     "rep": WorkReport, "record": ServiceRecord, "wish": MicroWish,
+    "run": MatchRun, "proposal": MatchProposal,
 }
 
 
@@ -183,6 +186,22 @@ def _past(days: int) -> str:
 
 def _me_is_me(data, ids, me):
     assert data["id"] == ids[f"user_{me}"]
+
+
+def _a1_run(ids, me):
+    return {"community_id": ids["a1"], "time_limit": 1}
+
+
+def _subdistrict_run(ids, me):
+    return {"subdistrict_id": ids["A"], "time_limit": 1}
+
+
+def _run_done(data, ids, me):
+    assert data["status"] == "done", data
+
+
+def _dispatched(data, ids, me):
+    assert data["status"] == "approved" and data["assignment_id"], data
 
 
 # Published demands of a1 (grid g_a1, beneficiary res_a1): who can see them and not act.
@@ -406,6 +425,32 @@ MATRIX: list[Case] = [
     Case("POST", f"{API}/micro-wishes/{{id}}/withdraw", {"id": "wish"},
          expected=expect(H, subdistrict_admin=(F, H), secretary=(F, H), grid_worker=(F, H),
                          resident=(OK, H))),
+    # ---- matching: runs and proposals -----------------------------------------------------------
+    # A community's secretary or its subdistrict's admin starts runs (the admin also over the whole
+    # subdistrict); only the secretary decides on proposals. Runs and proposals are seen by those
+    # two roles alone; the community itself is reference data, so starting a run elsewhere is 403.
+    Case("GET", f"{API}/matching/runs", target="run",
+         expected=expect(U, subdistrict_admin=(L, U), secretary=(L, U))),
+    Case("POST", f"{API}/matching/runs", variant="community", ok=201, target="a1", body=_a1_run,
+         expected=expect(F, subdistrict_admin=(OK, F), secretary=(OK, F)), check=_run_done),
+    Case("POST", f"{API}/matching/runs", variant="subdistrict", ok=201, target="A",
+         body=_subdistrict_run, expected=expect(F, subdistrict_admin=(OK, F)), check=_run_done),
+    Case("POST", f"{API}/matching/runs/preview", variant="community", target="a1", body=_a1_run,
+         expected=expect(F, subdistrict_admin=(OK, F), secretary=(OK, F))),
+    Case("POST", f"{API}/matching/runs/preview", variant="subdistrict", target="A",
+         body=_subdistrict_run, expected=expect(F, subdistrict_admin=(OK, F))),
+    Case("GET", f"{API}/matching/runs/{{id}}", {"id": "run"},
+         expected=expect(H, subdistrict_admin=(OK, H), secretary=(OK, H))),
+    Case("POST", f"{API}/matching/runs/{{id}}/approve-all", {"id": "run"}, target="proposal",
+         expected=expect(H, subdistrict_admin=(F, H), secretary=(OK, H))),
+    Case("GET", f"{API}/matching/proposals", target="proposal",
+         expected=expect(U, subdistrict_admin=(L, U), secretary=(L, U))),
+    Case("GET", f"{API}/matching/proposals/{{id}}", {"id": "proposal"},
+         expected=expect(H, subdistrict_admin=(OK, H), secretary=(OK, H))),
+    Case("POST", f"{API}/matching/proposals/{{id}}/approve", {"id": "proposal"},
+         expected=expect(H, subdistrict_admin=(F, H), secretary=(OK, H)), check=_dispatched),
+    Case("POST", f"{API}/matching/proposals/{{id}}/reject", {"id": "proposal"}, body=_reason,
+         expected=expect(H, subdistrict_admin=(F, H), secretary=(OK, H))),
 ]
 
 
@@ -489,6 +534,12 @@ def _build(session: Session) -> tuple[dict, dict]:
             reports.verify_report(session, actor=sec, report_id=report.id)
             ids["record"] = session.scalar(select(ServiceRecord.id).where(
                 ServiceRecord.report_id == report.id))
+    # A match run over a1 (d_a1 and d_open are open); its proposal for d_open is the target.
+    ids["run"] = matching.create_match_run(session, actor=sec, community_id=w["a1"]).id
+    matching.execute_match_run(session, run_id=ids["run"])
+    ids["proposal"] = session.scalar(select(MatchProposal.id).where(
+        MatchProposal.run_id == ids["run"], MatchProposal.demand_id == ids["d_open"]))
+    assert ids["proposal"] is not None
     ids["wish"] = wishes.submit_wish(session, actor=w.actor("res_a1"), title="希望有人陪我去医院",
                                      now=NOW).id
     for name, user_id in w.users.items():

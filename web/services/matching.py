@@ -195,8 +195,9 @@ def _resource_record(resource: ResourceItem) -> dict:
             "availability": resource.availability or {}, "exclusive": resource.kind == "venue"}
 
 
-def build_match_problem(session: Session, run: MatchRun, now: datetime) -> dict:
-    """The run's problem in the matcher's record format (docs/matching.md)."""
+def build_match_problem(session: Session, run: MatchRun, now: datetime) -> tuple[dict, dict]:
+    """The run's problem in the matcher's record format (docs/matching.md), and when each
+    demand and resource was last edited as read (a later edit makes a proposal stale)."""
     communities = _scope_communities(session, run)
     by_id = {c.id: c for c in session.scalars(select(Community).where(
         Community.id.in_(communities)))}
@@ -211,11 +212,7 @@ def build_match_problem(session: Session, run: MatchRun, now: datetime) -> dict:
             select(MatchProposal.demand_id, MatchProposal.resource_id).where(
                 MatchProposal.demand_id.in_(d_ids),
                 MatchProposal.status == str(ProposalStatus.REJECTED))).all() if r in r_ids]
-    for field in ("pinned", "forbidden"):
-        for pair in params.get(field, []):
-            if pair["demand_id"] not in d_ids or pair["resource_id"] not in r_ids:
-                raise invalid(field, f"demand {pair['demand_id']} or resource "
-                                     f"{pair['resource_id']} is not open in this run's scope")
+    _check_pairs_in(params, d_ids, r_ids)
     forbidden += [{"demand": p["demand_id"], "resource": p["resource_id"]}
                   for p in params.get("forbidden", [])]
     today = local_date(now)
@@ -223,7 +220,9 @@ def build_match_problem(session: Session, run: MatchRun, now: datetime) -> dict:
                 for p in session.scalars(select(Pairing).where(
                     Pairing.community_id.in_(communities))) if p.active_on(today)]
     unit_ids = {r.unit_id for r in resources}
-    return {"mode": params.get("mode", "auto"), "weights": params.get("weights") or {},
+    stamps = {"demands": {d.id: d.updated_at for d in demands},
+              "resources": {r.id: r.updated_at for r in resources}}
+    return stamps, {"mode": params.get("mode", "auto"), "weights": params.get("weights") or {},
             "demands": [_demand_record(d, by_id[d.community_id], now) for d in demands],
             "resources": [_resource_record(r) for r in resources],
             "units": _unit_records(session, unit_ids),
@@ -231,6 +230,23 @@ def build_match_problem(session: Session, run: MatchRun, now: datetime) -> dict:
             "locked": locked, "forbidden": forbidden,
             "pinned": [{"demand": p["demand_id"], "resource": p["resource_id"]}
                        for p in params.get("pinned", [])]}
+
+
+def _check_pairs_in(params: dict, d_ids: set[int], r_ids: set[int]) -> None:
+    for field in ("pinned", "forbidden"):
+        for pair in params.get(field, []):
+            if pair["demand_id"] not in d_ids or pair["resource_id"] not in r_ids:
+                raise invalid(field, f"demand {pair['demand_id']} or resource "
+                                     f"{pair['resource_id']} is not open in this run's scope")
+
+
+def _check_pairs(session: Session, run: MatchRun, now: datetime) -> None:
+    """Pinned and forbidden pairs must name open demands and usable resources of the scope."""
+    if not run.params.get("pinned") and not run.params.get("forbidden"):
+        return
+    communities = _scope_communities(session, run)
+    _check_pairs_in(run.params, {d.id for d in _open_demands(session, communities)},
+                    {r.id for r in _usable_resources(session, communities, now)})
 
 
 def _held(session: Session, d_ids: set[int], resources: list[ResourceItem]):
@@ -265,6 +281,7 @@ def create_match_run(session: Session, *, actor: Actor, community_id: int | None
     run = MatchRun(community_id=community_id, subdistrict_id=subdistrict_id,
                    mode=params["mode"], status=str(MatchRunStatus.QUEUED), params=params,
                    progress=0, created_by=actor.user_id, created_at=now)
+    _check_pairs(session, run, now)
     session.add(run)
     session.flush()
     audit.record(session, entity_type="match_runs", entity_id=run.id, action="queued",
@@ -309,12 +326,13 @@ def execute_match_run(session: Session, *, run_id: int, now: datetime | None = N
     _set_progress(session, run_id, 5, MatchRunStatus.RUNNING, now=now)
     try:
         run = session.get(MatchRun, run_id)
-        data = build_match_problem(session, run, now)
+        stamps, data = build_match_problem(session, run, now)
+        params = run.params
         session.rollback()  # end the read transaction before the long solve
         _set_progress(session, run_id, 30, now=now)
-        result = _solve(data, run.params)
+        result = _solve(data, params)
         _set_progress(session, run_id, 80, now=now)
-        _write_proposals(session, run_id=run_id, result=result, now=now)
+        _write_proposals(session, run_id=run_id, result=result, stamps=stamps, now=now)
     except (ProblemError, ValidationError) as exc:
         session.rollback()
         _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=utcnow(), error=str(exc))
@@ -341,7 +359,7 @@ def preview_match(session: Session, *, actor: Actor, community_id: int | None = 
     params = clean_params(params)
     run = MatchRun(community_id=community_id, subdistrict_id=subdistrict_id, params=params)
     try:
-        result = _solve(build_match_problem(session, run, now), params)
+        result = _solve(build_match_problem(session, run, now)[1], params)
     except ProblemError as exc:
         raise ValidationError(str(exc)) from None
     finally:
@@ -350,7 +368,8 @@ def preview_match(session: Session, *, actor: Actor, community_id: int | None = 
 
 
 @write
-def _write_proposals(session: Session, *, run_id: int, result, now: datetime) -> None:
+def _write_proposals(session: Session, *, run_id: int, result, stamps: dict,
+                     now: datetime) -> None:
     run = session.get(MatchRun, run_id)
     records = result.assignments()
     demands = {d.id: d for d in session.scalars(select(DemandItem).where(
@@ -364,7 +383,8 @@ def _write_proposals(session: Session, *, run_id: int, result, now: datetime) ->
             run_id=run.id, demand_id=demand.id, resource_id=resource.id, unit_id=a["unit"],
             community_id=demand.community_id, quantity=a["quantity"], role=a["role"],
             score=a["score"], terms=a["terms"], status=str(ProposalStatus.PROPOSED),
-            demand_updated_at=demand.updated_at, resource_updated_at=resource.updated_at,
+            demand_updated_at=stamps["demands"][demand.id],
+            resource_updated_at=stamps["resources"][resource.id],
             created_at=now)
         session.add(proposal)
     run.summary = result.summary()
@@ -388,6 +408,9 @@ def _visible_runs(actor: Actor):
     conds = overseen(actor, MatchRun.community_id)
     if actor.admin_subdistricts:
         conds.append(MatchRun.subdistrict_id.in_(actor.admin_subdistricts))
+    if actor.secretary_communities:  # a subdistrict-wide run proposes for her community too
+        conds.append(MatchRun.subdistrict_id.in_(select(Community.subdistrict_id).where(
+            Community.id.in_(actor.secretary_communities))))
     return select(MatchRun).where(or_(*conds) if conds else false())
 
 
