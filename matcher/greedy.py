@@ -60,7 +60,7 @@ def allocate(model: Model, d: int, rows: list[int], residual: Residual) -> list[
 
 
 def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
-               prune: bool = False, keep: frozenset = frozenset()):
+               prune: bool = False, keep: frozenset = frozenset(), must: tuple = ()):
     """Members for demand d, taken in `order`: each must add a missing skill or missing quantity.
 
     With `prune`, members the team can do without are dropped again, weakest first (never those
@@ -72,7 +72,22 @@ def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
     short = int(p.d_quantity[d])
     units: set[int] = set()
     chosen: list[int] = []
+    for row in must:  # pinned members come in whatever they bring
+        if not residual.can_take(row) or int(p.r_unit[c.r[row]]) in units:
+            return None
+        chosen.append(row)
+        units.add(int(p.r_unit[c.r[row]]))
+        missing &= ~_skill_int(p.r_skills[c.r[row]])
+        short -= int(min(c.give[row], residual.quantity[c.r[row]]))
+    if len(chosen) > model.k[d]:
+        return None
     for row in order:
+        if not missing and short <= 0:
+            break
+        if len(chosen) >= model.k[d]:
+            return None  # not covered, and no room for anyone else
+        if row in must:
+            continue
         unit = int(p.r_unit[c.r[row]])
         if unit in units or not residual.can_take(row):
             continue
@@ -86,10 +101,6 @@ def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
         units.add(unit)
         missing &= ~brings
         short -= give
-        if not missing and short <= 0:
-            break
-        if len(chosen) >= model.k[d]:
-            return None
     if missing or short > 0:
         return None
     if prune:
@@ -150,7 +161,7 @@ def _take_pinned(model: Model, residual: Residual, done: np.ndarray, rows_out: l
         pinned = [int(r) for r in model.pinned_rows if c.d[r] == d]
         mine = np.arange(model.start[d], model.start[d + 1])
         rest = [int(r) for r in mine[np.lexsort((c.r[mine], -c.score[mine]))] if r not in pinned]
-        team = build_team(model, d, pinned + rest, residual)
+        team = build_team(model, d, rest, residual, must=tuple(pinned))
         done[d] = True
         if team is None or not set(pinned) <= set(team[0]):
             raise_infeasible(model, d)

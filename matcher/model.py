@@ -53,14 +53,17 @@ def prepare(problem: Problem, mode: str | None = None) -> Model:
     if mode == "1+1":
         team = np.zeros(p.n_demands, bool)
     elif mode == "1+N":
-        team = np.ones(p.n_demands, bool)
+        team = p.d_team != 0
     else:
         has_any = np.zeros(p.n_demands, bool)
         has_any[cands.d] = True
         team = np.where(p.d_team < 0, has_any & ~has_alone, p.d_team > 0)
     team &= np.minimum(p.d_max_team, p.d_quantity) > 1  # one place: one unit, whatever the mode
-    cands = cands.take(team[cands.d] | cands.alone)
     k = np.where(team, np.minimum(p.d_max_team, p.d_quantity), np.minimum(p.d_max_team, 1))
+    # one unit only (mode 1+1 or team false): a demand someone already holds takes nobody else
+    held = np.bincount(problem.locked_d, minlength=p.n_demands) > 0
+    k[held & ((mode == "1+1") | (p.d_team == 0))] = 0
+    cands = cands.take((team[cands.d] | cands.alone) & (k[cands.d] > 0))
     start = np.searchsorted(cands.d, np.arange(p.n_demands + 1))
     rows = _pinned_rows(p, cands)
     return Model(p, cands, team, k, start, rows)
@@ -72,7 +75,9 @@ def _pinned_rows(p: Problem, cands: Candidates) -> np.ndarray:
     keys = cands.d * max(1, p.n_resources) + cands.r
     wanted = p.pinned_d * max(1, p.n_resources) + p.pinned_r
     pos = np.searchsorted(keys, wanted)
-    found = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == wanted)
+    found = np.zeros(len(wanted), bool)
+    if len(keys):
+        found = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == wanted)
     if not found.all():
         bad = [(p.d_id[d], p.r_id[r]) for d, r in zip(p.pinned_d[~found], p.pinned_r[~found],
                                                        strict=True)]

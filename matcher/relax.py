@@ -56,6 +56,8 @@ def solve_relaxation(model: Model, rows: np.ndarray, *, integral: bool = False,
     `integral=True` solves the same model as a MIP with HiGHS instead (for measurements)."""
     p, c = model.problem, model.cands
     rows = np.asarray(rows, np.int64)
+    if not len(rows):  # nothing to pair: nothing to relax
+        return np.zeros(len(c)), np.zeros(p.n_demands), 0
     demands = np.unique(c.d[rows])
     local = np.full(p.n_demands, -1)
     local[demands] = np.arange(len(demands))

@@ -153,10 +153,17 @@ def _choose(model: Model) -> str:
 
 
 def _upper(model: Model) -> int:
-    """A quick bound: every demand served by its best pair."""
+    """A quick proven bound: every demand served by its best pair, plus, for a team, its best
+    k − 1 other members where they add value."""
+    c = model.cands
     best = np.zeros(model.problem.n_demands, np.int64)
-    np.maximum.at(best, model.cands.d, model.cands.score)
-    return int(best.sum())
+    np.maximum.at(best, c.d, c.score)
+    total = int(best.sum())
+    cost = model.member_cost
+    for d in np.flatnonzero(model.team & (model.k > 1)).tolist():
+        gains = np.sort(c.score[model.start[d]:model.start[d + 1]] - cost[d])[::-1]
+        total += int(np.maximum(gains[:model.k[d] - 1], 0).sum())
+    return total
 
 
 def _relaxed(model: Model) -> tuple[list[int], list[int], int]:

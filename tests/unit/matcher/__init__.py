@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from matcher.problem import Weights
@@ -160,13 +160,16 @@ class Reference:
         # what each demand still asks for once its locked members are counted
         self.required = [set(d.get("skills") or []) - held_skills.get(d["id"], set())
                          for d in self.demands]
-        self.max_team = [d.get("max_team", self.w.team_size) - len(held_units.get(d["id"], []))
-                         for d in self.demands]
+        self.held = [len(held_units.get(d["id"], [])) for d in self.demands]
+        self.max_team = [d.get("max_team", self.w.team_size) - held
+                         for d, held in zip(self.demands, self.held, strict=True)]
+        # one unit only: the whole run is 1+1, or the demand refuses teams
+        self.one_unit = [self.mode == "1+1" or d.get("team") is False for d in self.demands]
         self.cands: list[list[int]] = []
         for i, d in enumerate(self.demands):
             row = []
             for j, r in enumerate(self.resources):
-                ok = (str(d["category"]) == str(r["category"]) and in_area(d, r)
+                ok = (str(r["category"]) in (str(d["category"]), "*") and in_area(d, r)
                       and times_fit(d, r)
                       and self.capacity(j) > 0 and min(self.share(j), self.quantity(j)) > 0
                       and (d["id"], r["id"]) not in forbidden
@@ -176,7 +179,7 @@ class Reference:
             self.cands.append(row)
         self.team = []
         for i, d in enumerate(self.demands):
-            if self.mode == "1+1":
+            if self.one_unit[i]:
                 team = False
             elif self.mode == "1+N":
                 team = True
@@ -252,6 +255,8 @@ class Reference:
         out = []
         need = self.need(i)
         if not self.team[i]:
+            if self.one_unit[i] and self.held[i]:
+                return []  # its one unit already holds a share
             for j in self.cands[i]:
                 if self.alone(i, j) and self.k_of(i, False) >= 1:
                     out.append((self.score(i, j), ((j, need),)))
@@ -347,19 +352,25 @@ class PyPick:
 class DrawPick:
     """The same choices drawn by Hypothesis (so that failures shrink)."""
 
-    def __init__(self, draw):
-        from hypothesis import strategies as st
+    _strategies: dict = {}
 
-        self.draw, self.st = draw, st
+    def __init__(self, draw):
+        self.draw = draw
 
     def int(self, lo: int, hi: int) -> int:
-        return self.draw(self.st.integers(lo, hi))
+        strategy = self._strategies.get((lo, hi))
+        if strategy is None:
+            from hypothesis import strategies as st
+
+            strategy = self._strategies[lo, hi] = st.integers(lo, hi)
+        return self.draw(strategy)
 
     def choice(self, seq):
-        return seq[self.draw(self.st.integers(0, len(seq) - 1))]
+        return seq[self.int(0, len(seq) - 1)]
 
 
 WINDOWS = [
+    None,
     None,
     window("2026-11-21", "09:00", "10:00"),   # Saturday
     window("2026-11-21", "09:30", "11:00"),   # Saturday, overlaps the one before
@@ -367,6 +378,8 @@ WINDOWS = [
     window("2026-11-23", "09:00", "10:00"),   # Monday
 ]
 AVAILABILITY = [
+    None,
+    None,
     None,
     {"date_ranges": [{"start": "2026-11-21", "end": "2026-11-21"}]},
     {"date_ranges": [{"start": "2026-11-22", "end": "2026-11-30"}]},
@@ -376,12 +389,20 @@ AVAILABILITY = [
                 {"weekday": 5, "start": "14:00", "end": "16:00"}]},
 ]
 SKILLS = ["s0", "s1", "s2"]
-COMMUNITIES = ["c0", "c1", "c2"]
+COMMUNITIES = ["c0", "c1"]
 
 
-def _subset(pick, items, most: int) -> list:
-    out = [x for x in items if pick.int(0, 2) == 0]
+# Every choice below is drawn so that its smallest value is the plainest one (no item, no
+# feature, the first option): Hypothesis shrinks a failing example towards small values.
+
+def _subset(pick, items, chance: float, most: int) -> list:
+    """Each item with about this chance, at most `most` of them."""
+    out = [x for x in items if pick.int(0, 11) >= 12 * (1 - chance)]
     return out[:most]
+
+
+def _rare(pick, one_in: int) -> bool:
+    return pick.int(0, one_in - 1) == one_in - 1
 
 
 def _point(pick) -> tuple[float, float]:
@@ -393,13 +414,16 @@ def random_records(pick, *, max_demands: int = 6, max_resources: int = 6,
     """A tiny random problem as records.
 
     kind "mixed": teams, skills, quantities, capacities, exclusive resources, windows, locked and
-    forbidden pairs, pairings, radii — anything the rules allow (mode auto or 1+1).
+    forbidden pairs, pairings, radii — anything the rules allow (mode auto, sometimes 1+1).
     kind "flow": mode 1+1, and counting demands is enough (quantities never bind, nothing
     exclusive), the case the min-cost flow solves exactly.
     kind "unit": like "flow" with every quantity, share and capacity 1.
+
+    The first two resources list the first demand's community and category, so that most
+    problems have some pair in reach (windows, skills and quantities still decide).
     """
     nd, nr = pick.int(1, max_demands), pick.int(1, max_resources)
-    nu = pick.int(1, nr)
+    nu = max(1, nr - pick.int(0, 2))  # some units own several resources
     mixed = kind == "mixed"
     units = []
     for u in range(nu):
@@ -409,43 +433,48 @@ def random_records(pick, *, max_demands: int = 6, max_resources: int = 6,
         units.append(unit)
     demands = []
     for i in range(nd):
-        d = {"id": f"d{i}", "category": "a" if pick.int(0, 5) else "b",
+        d = {"id": f"d{i}", "category": "b" if _rare(pick, 8) else "a",
              "community": pick.choice(COMMUNITIES),
              "quantity": pick.int(1, 4) if mixed else pick.int(1, 3) if kind == "flow" else 1,
-             "skills": _subset(pick, SKILLS, 2 if mixed else 1),
+             "skills": _subset(pick, SKILLS, 1 / 4, 2),
              "urgency": pick.choice(list(LEVELS)), "waited_days": pick.int(0, 40)}
         if pick.int(0, 1):
             d["lat"], d["lng"] = _point(pick)
-        if pick.int(0, 2) == 0:
+        if _rare(pick, 3):
             d["grid"] = pick.choice(["g0", "g1"])
         if w := pick.choice(WINDOWS):
             d["window"] = w
-        if mixed and pick.int(0, 4) == 0:
+        if mixed and _rare(pick, 5):
             d["team"] = bool(pick.int(0, 1))
-        if mixed and pick.int(0, 3) == 0:
+        if mixed and _rare(pick, 4):
             d["max_team"] = pick.int(1, 3)
         demands.append(d)
     resources = []
     for j in range(nr):
         r = {"id": f"r{j}", "unit": f"u{pick.int(0, nu - 1)}",
-             "category": "a" if pick.int(0, 5) else "b",
-             "communities": _subset(pick, COMMUNITIES, 3),
-             "skills": _subset(pick, SKILLS, 3)}
-        if pick.int(0, 2) == 0:
+             "category": "b" if _rare(pick, 8) else "*" if _rare(pick, 8) else "a",
+             "communities": _subset(pick, COMMUNITIES, 3 / 4, 2),
+             "skills": _subset(pick, SKILLS, 1 / 2, 3)}
+        if _rare(pick, 3):
             r["lat"], r["lng"] = _point(pick)
             r["radius_m"] = pick.int(200, 3000)
         if a := pick.choice(AVAILABILITY):
             r["availability"] = a
         if mixed:
-            r["share"], r["quantity"] = pick.int(1, 3), pick.int(0, 6)
-            r["capacity"] = pick.int(0, 3)
-            r["exclusive"] = pick.int(0, 3) == 0
+            r["share"] = pick.int(1, 3)
+            r["quantity"] = 0 if _rare(pick, 10) else pick.int(1, 6)
+            r["capacity"] = 0 if _rare(pick, 10) else pick.int(1, 3)
+            r["exclusive"] = _rare(pick, 4)
         elif kind == "flow":
             r["share"], r["capacity"] = pick.int(1, 3), pick.int(0, 3)
             r["quantity"] = 3 * r["capacity"]
         else:
             r["share"] = r["quantity"] = r["capacity"] = 1
         resources.append(r)
+    for r in resources[:2]:
+        r["category"] = demands[0]["category"]
+        if demands[0]["community"] not in r["communities"]:
+            r["communities"].append(demands[0]["community"])
     pairings = []
     for _ in range(pick.int(0, 3)):
         p = {"unit": f"u{pick.int(0, nu - 1)}", "community": pick.choice(COMMUNITIES)}
@@ -453,22 +482,19 @@ def random_records(pick, *, max_demands: int = 6, max_resources: int = 6,
             p["grid"] = pick.choice(["g0", "g1"])
         pairings.append(p)
     forbidden = [{"demand": d["id"], "resource": r["id"]}
-                 for d in demands for r in resources if pick.int(0, 7) == 0]
-    mode = "1+1" if not mixed or pick.int(0, 4) == 0 else "auto"
+                 for d in demands for r in resources if _rare(pick, 10)]
+    mode = "1+1" if not mixed or _rare(pick, 5) else "auto"
     locked = []
+    held, led = set(), set()
     if mode == "auto":
         for _ in range(pick.int(0, 2)):
             d, r = pick.choice(demands), pick.choice(resources)
-            if any(x["demand"] == d["id"] and x["unit"] == r["unit"] for x in locked):
-                continue
-            d.pop("team", None)  # a demand that holds shares may take more members
-            locked.append({"demand": d["id"], "resource": r["id"], "unit": r["unit"],
-                           "lead": bool(pick.int(0, 1))})
-        for x in locked:
-            x.pop("unit")
+            if (d["id"], r["unit"]) not in held:
+                held.add((d["id"], r["unit"]))
+                d.pop("team", None)  # a demand that holds shares may take more members
+                lead = d["id"] not in led and bool(pick.int(0, 1))  # at most one lead
+                if lead:
+                    led.add(d["id"])
+                locked.append({"demand": d["id"], "resource": r["id"], "lead": lead})
     return {"mode": mode, "demands": demands, "resources": resources, "units": units,
             "pairings": pairings, "forbidden": forbidden, "locked": locked}
-
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]
