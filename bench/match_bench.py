@@ -36,13 +36,13 @@ def _peak_mb() -> float:
 
 
 def _timed(problem, repeat: int = 1, **kw):
-    runs = []
+    times, result = [], None
     for _ in range(repeat):
+        result = None  # let the previous answer go before the next run (peak memory)
         t0 = time.perf_counter()
         result = solve(problem, baseline=False, **kw)
-        runs.append((time.perf_counter() - t0, result))
-    median = statistics.median(t for t, _ in runs)
-    return median, runs[-1][1]
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
 
 
 def _greedy_objective(problem) -> int:

@@ -63,7 +63,9 @@ def prepare(problem: Problem, mode: str | None = None) -> Model:
     # one unit only (mode 1+1 or team false): a demand someone already holds takes nobody else
     held = np.bincount(problem.locked_d, minlength=p.n_demands) > 0
     k[held & ((mode == "1+1") | (p.d_team == 0))] = 0
-    cands = cands.take((team[cands.d] | cands.alone) & (k[cands.d] > 0))
+    usable = (team[cands.d] | cands.alone) & (k[cands.d] > 0)
+    if not usable.all():  # copying a million rows for nothing costs a tenth of a second
+        cands = cands.take(usable)
     start = np.searchsorted(cands.d, np.arange(p.n_demands + 1))
     rows = _pinned_rows(p, cands)
     return Model(p, cands, team, k, start, rows)

@@ -134,7 +134,8 @@ def solve_relaxation(model: Model, rows: np.ndarray, *, integral: bool = False,
             raise SolverError(f"the MIP ended: {res.message}")
         return res.x, -res.fun, -getattr(res, "mip_dual_bound", res.fun)
     res = linprog(cost, A_ub=a_ub, b_ub=np.concatenate(rhs_all),
-                  bounds=np.column_stack((lower, upper)), method="highs")
+                  bounds=np.column_stack((lower, upper)), method="highs",
+                  options={"time_limit": time_limit} if time_limit else None)
     if res.status != 0:
         raise SolverError(f"the linear relaxation ended: {res.message}")
     x = np.zeros(len(c))

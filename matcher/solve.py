@@ -129,7 +129,13 @@ def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0
             rows, alloc, bound, optimal = g_rows, g_alloc, _upper(model), False
         status = "optimal" if optimal else "feasible"
     else:
-        rows, alloc, bound = _relaxed(model)
+        try:
+            rows, alloc, bound = _relaxed(model, time_limit)
+        except SolverError:  # the relaxation ran out of time: the greedy answer, pruned
+            rows, alloc = round_relaxation(model, np.arange(len(model.cands)),
+                                           np.zeros(len(model.cands)),
+                                           np.zeros(model.problem.n_demands), Residual(model))
+            bound = _upper(model)
         t_polish = time.perf_counter()
         rows, alloc = polish(model, rows, alloc, time_limit=max(0.0, time_limit - (
             t_polish - t0)), seed=seed)
@@ -166,13 +172,13 @@ def _upper(model: Model) -> int:
     return total
 
 
-def _relaxed(model: Model) -> tuple[list[int], list[int], int]:
+def _relaxed(model: Model, time_limit: float) -> tuple[list[int], list[int], int]:
     """Teams by the relaxation, then 1+1 demands by flow on the capacity left."""
     c = model.cands
     team_rows = np.flatnonzero(model.team[c.d])
     single_rows = np.flatnonzero(~model.team[c.d])
     if len(single_rows) and len(team_rows) and flow_safe_part(model, single_rows):
-        x, u, bound = solve_relaxation(model, team_rows)
+        x, u, bound = solve_relaxation(model, team_rows, time_limit=time_limit)
         residual = Residual(model)
         rows, alloc = round_relaxation(model, team_rows, x, u, residual)
         full = solve_flow(model, rows=single_rows)
@@ -182,7 +188,7 @@ def _relaxed(model: Model) -> tuple[list[int], list[int], int]:
         return ([*rows, *singles.tolist()],
                 [*alloc, *model.problem.d_quantity[c.d[singles]].tolist()], bound)
     everything = np.arange(len(c))
-    x, u, bound = solve_relaxation(model, everything)
+    x, u, bound = solve_relaxation(model, everything, time_limit=time_limit)
     rows, alloc = round_relaxation(model, everything, x, u, Residual(model))
     return rows, alloc, bound
 
