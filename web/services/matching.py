@@ -322,7 +322,8 @@ def execute_match_run(session: Session, *, run_id: int, now: datetime | None = N
 
     A failure is recorded on the run (status failed, with the reason) rather than raised.
     """
-    now = now or utcnow()
+    clock = (lambda: now) if now is not None else utcnow  # tests pin the time; runs take real time
+    now = clock()
     _set_progress(session, run_id, 5, MatchRunStatus.RUNNING, now=now)
     try:
         run = session.get(MatchRun, run_id)
@@ -332,14 +333,14 @@ def execute_match_run(session: Session, *, run_id: int, now: datetime | None = N
         _set_progress(session, run_id, 30, now=now)
         result = _solve(data, params)
         _set_progress(session, run_id, 80, now=now)
-        _write_proposals(session, run_id=run_id, result=result, stamps=stamps, now=now)
+        _write_proposals(session, run_id=run_id, result=result, stamps=stamps, now=clock())
     except (ProblemError, ValidationError) as exc:
         session.rollback()
-        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=utcnow(), error=str(exc))
+        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(), error=str(exc))
     except Exception as exc:  # the run records what went wrong; the caller goes on
         log.exception("match run %s failed", run_id)
         session.rollback()
-        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=utcnow(),
+        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(),
                       error=f"internal error: {type(exc).__name__}")
     return session.get(MatchRun, run_id)
 
