@@ -39,7 +39,8 @@ class Residual:
                 self.booked.setdefault(r, []).append(d)
 
 
-def _skill_int(words: np.ndarray) -> int:
+def skill_bits(words: np.ndarray) -> int:
+    """A row of 64-bit skill words as one Python int (any number of skills)."""
     return sum(int(w) << (64 * i) for i, w in enumerate(words))
 
 
@@ -68,7 +69,7 @@ def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
     size.
     """
     p, c = model.problem, model.cands
-    missing = _skill_int(p.d_skills[d])
+    missing = skill_bits(p.d_skills[d])
     short = int(p.d_quantity[d])
     units: set[int] = set()
     chosen: list[int] = []
@@ -77,7 +78,7 @@ def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
             return None
         chosen.append(row)
         units.add(int(p.r_unit[c.r[row]]))
-        missing &= ~_skill_int(p.r_skills[c.r[row]])
+        missing &= ~skill_bits(p.r_skills[c.r[row]])
         short -= int(min(c.give[row], residual.quantity[c.r[row]]))
     if len(chosen) > model.k[d]:
         return None
@@ -91,7 +92,7 @@ def build_team(model: Model, d: int, order: list[int], residual: Residual, *,
         unit = int(p.r_unit[c.r[row]])
         if unit in units or not residual.can_take(row):
             continue
-        brings = _skill_int(p.r_skills[c.r[row]])
+        brings = skill_bits(p.r_skills[c.r[row]])
         give = int(min(c.give[row], residual.quantity[c.r[row]]))
         if not (missing & brings) and short <= 0:
             continue

@@ -11,11 +11,8 @@ import numpy as np
 
 from matcher.candidates import hard_rules, in_area
 from matcher.flow import clashing
+from matcher.greedy import skill_bits as _skills
 from matcher.problem import Problem
-
-
-def _skills(words) -> int:
-    return sum(int(w) << (64 * i) for i, w in enumerate(words))
 
 
 def validate(problem: Problem, assignments: list[dict], mode: str | None = None) -> list[str]:

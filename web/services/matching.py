@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from matcher.problem import ANY, MODES, ProblemError, Weights, build_problem
@@ -54,7 +54,7 @@ from web.services.base import (
     utcnow,
     write,
 )
-from web.services.scope import overseen
+from web.services.scope import overseen, scoped
 
 log = logging.getLogger(__name__)
 
@@ -404,15 +404,13 @@ def _supersede(session: Session, demand_ids: set[int], now: datetime) -> None:
 
 
 def _visible_runs(actor: Actor):
-    if actor.is_system:
-        return select(MatchRun)
     conds = overseen(actor, MatchRun.community_id)
     if actor.admin_subdistricts:
         conds.append(MatchRun.subdistrict_id.in_(actor.admin_subdistricts))
     if actor.secretary_communities:  # a subdistrict-wide run proposes for her community too
         conds.append(MatchRun.subdistrict_id.in_(select(Community.subdistrict_id).where(
             Community.id.in_(actor.secretary_communities))))
-    return select(MatchRun).where(or_(*conds) if conds else false())
+    return scoped(MatchRun, conds, actor)
 
 
 def get_match_run(session: Session, *, actor: Actor, run_id: int) -> MatchRun:
@@ -434,10 +432,7 @@ def list_match_runs(session: Session, *, actor: Actor, filters: dict, page: int 
 # ---- proposals --------------------------------------------------------------------------------
 
 def _visible_proposals(actor: Actor):
-    if actor.is_system:
-        return select(MatchProposal)
-    conds = overseen(actor, MatchProposal.community_id)
-    return select(MatchProposal).where(or_(*conds) if conds else false())
+    return scoped(MatchProposal, overseen(actor, MatchProposal.community_id), actor)
 
 
 def list_proposals(session: Session, *, actor: Actor, filters: dict, page: int = 1,
