@@ -62,7 +62,7 @@ def distances_m(lat1, lng1, lat2, lng2) -> np.ndarray:
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For ranges [lo, hi): the owner of each position and the positions, concatenated."""
     counts = hi - lo
     owner = np.repeat(np.arange(len(lo)), counts)
@@ -89,7 +89,7 @@ def _by_community(p: Problem) -> tuple[np.ndarray, np.ndarray]:
         sorted_keys = key_d[order]
         lo = np.searchsorted(sorted_keys, key_r, "left")
         hi = np.searchsorted(sorted_keys, key_r, "right")
-        owner, positions = _expand(lo, hi)
+        owner, positions = expand_ranges(lo, hi)
         out_d.append(order[positions].astype(np.int64))
         out_r.append(entries[owner].astype(np.int64))
     return np.concatenate(out_d), np.concatenate(out_r)
@@ -168,7 +168,7 @@ def _windows_fit(p: Problem, d: np.ndarray, r: np.ndarray) -> np.ndarray:
     counts = (p.r_span_ptr[r + 1] - p.r_span_ptr[r])
     limited = np.flatnonzero(counts > 0)
     if len(limited):
-        owner, spans = _expand(p.r_span_ptr[r[limited]], p.r_span_ptr[r[limited] + 1])
+        owner, spans = expand_ranges(p.r_span_ptr[r[limited]], p.r_span_ptr[r[limited] + 1])
         dd = d[limited][owner]
         meets = (p.r_span_start[spans] < p.d_end[dd]) & (p.d_start[dd] < p.r_span_end[spans])
         any_meets = np.zeros(len(limited), bool)
@@ -191,10 +191,9 @@ def hard_rules(p: Problem, d: np.ndarray, r: np.ndarray) -> np.ndarray:
 
 def in_area(p: Problem, d: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Whether each resource's service area includes its demand's place (for checking answers)."""
+    owner, entries = expand_ranges(p.r_area_ptr[r], p.r_area_ptr[r + 1])
     listed = np.zeros(len(d), bool)
-    for i in range(len(d)):  # answers are small; the generator uses the indexes above
-        area = p.r_area[p.r_area_ptr[r[i]]:p.r_area_ptr[r[i] + 1]]
-        listed[i] = bool((area == p.d_community[d[i]]).any())
+    np.logical_or.at(listed, owner, p.r_area[entries] == p.d_community[d[owner]])
     near = ~np.isnan(p.r_radius[r]) & ~np.isnan(p.d_lat[d])
     dist = distances_m(p.d_lat[d], p.d_lng[d], p.r_lat[r], p.r_lng[r])
     return listed | (near & (np.nan_to_num(dist, nan=np.inf) <= p.r_radius[r] + 1e-6))

@@ -12,8 +12,8 @@ from collections import defaultdict
 import numpy as np
 from ortools.sat.python import cp_model
 
-from matcher.flow import SolverError, clashing
 from matcher.model import Model
+from matcher.problem import SolverError, clashing
 
 
 class _Vars:

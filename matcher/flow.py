@@ -14,17 +14,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from matcher.model import Model
-
-
-class SolverError(RuntimeError):
-    """A solver answered with something other than a solution."""
+from matcher.problem import SolverError
 
 
 def flow_safe(model: Model) -> bool:
-    """Whether counting demands is enough: no resource could run out of quantity or double-book."""
+    """Whether every demand takes one unit and counting demands is enough: no resource could run
+    out of quantity or double-book a window."""
     p, c = model.problem, model.cands
-    if model.team.any() or not len(c):
-        return not model.team.any()
+    if model.team[c.d].any():
+        return False
     need = p.d_quantity[c.d]
     most = np.zeros(p.n_resources, np.int64)
     np.maximum.at(most, c.r, need)
@@ -33,13 +31,6 @@ def flow_safe(model: Model) -> bool:
     if (uses * most > p.r_quantity).any():
         return False
     return not _window_clashes(model)
-
-
-def clashing(p, d_a: int, d_b: int) -> bool:
-    """Whether two demands' windows overlap; a demand without a window clashes with nothing."""
-    if not (np.isfinite(p.d_start[d_a]) and np.isfinite(p.d_start[d_b])):
-        return False
-    return bool(p.d_start[d_a] < p.d_end[d_b] and p.d_start[d_b] < p.d_end[d_a])
 
 
 def _window_clashes(model: Model) -> bool:

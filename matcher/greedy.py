@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.flow import clashing
 from matcher.model import Model, covers
+from matcher.problem import ProblemError, clashing
 
 
 class Residual:
@@ -129,8 +129,7 @@ def greedy(model: Model) -> tuple[list[int], list[int]]:
     rows_out: list[int] = []
     alloc_out: list[int] = []
     done = np.zeros(model.problem.n_demands, bool)
-    pinned = _take_pinned(model, residual, done, rows_out, alloc_out)
-    del pinned
+    _take_pinned(model, residual, done, rows_out, alloc_out)
     order = np.lexsort((c.r, c.d, -c.score))
     for row in order.tolist():
         d = int(c.d[row])
@@ -155,7 +154,7 @@ def greedy(model: Model) -> tuple[list[int], list[int]]:
 
 
 def _take_pinned(model: Model, residual: Residual, done: np.ndarray, rows_out: list[int],
-                 alloc_out: list[int]) -> bool:
+                 alloc_out: list[int]) -> None:
     """Pinned pairs go first: their demands are built around them."""
     c = model.cands
     for d in np.unique(c.d[model.pinned_rows]).tolist():
@@ -164,16 +163,9 @@ def _take_pinned(model: Model, residual: Residual, done: np.ndarray, rows_out: l
         rest = [int(r) for r in mine[np.lexsort((c.r[mine], -c.score[mine]))] if r not in pinned]
         team = build_team(model, d, rest, residual, must=tuple(pinned))
         done[d] = True
-        if team is None or not set(pinned) <= set(team[0]):
-            raise_infeasible(model, d)
+        if team is None:
+            raise ProblemError(f"the pinned pairs of demand {model.problem.d_id[d]!r} cannot be "
+                               "kept: they exceed a capacity or cannot complete the team")
         residual.book(*team)
         rows_out.extend(team[0])
         alloc_out.extend(team[1])
-    return True
-
-
-def raise_infeasible(model: Model, d: int):
-    from matcher.problem import ProblemError
-
-    raise ProblemError(f"the pinned pairs of demand {model.problem.d_id[d]!r} cannot be kept: "
-                       "they exceed a capacity or cannot complete the team")

@@ -28,7 +28,6 @@ def _bits(rng: np.random.Generator, rows: int, vocabulary: int, low: int, high: 
 def make_problem(n: int, m: int, units: int, *, weights: Weights | None = None, mode="auto",
                  **cols) -> Problem:
     """A Problem from arrays, every column not given taking its neutral default."""
-    nan = np.full
     week = np.array(FULL_WEEK, np.uint64)
     base = dict(
         weights=weights or Weights(), mode=mode, skill_names=[f"s{i}" for i in range(64)],
@@ -36,18 +35,18 @@ def make_problem(n: int, m: int, units: int, *, weights: Weights | None = None, 
         community_names=list(range(cols.pop("communities", 1))),
         d_id=np.arange(n), d_category=np.zeros(n, np.int32), d_skills=np.zeros((n, 1), np.uint64),
         d_quantity=np.ones(n, np.int64), d_community=np.zeros(n, np.int32),
-        d_grid=np.full(n, -1, np.int64), d_lat=nan(n, np.nan), d_lng=nan(n, np.nan),
+        d_grid=np.full(n, -1, np.int64), d_lat=np.full(n, np.nan), d_lng=np.full(n, np.nan),
         d_start=np.full(n, -np.inf), d_end=np.full(n, np.inf), d_week=np.tile(week, (n, 1)),
         d_urgency=np.zeros(n, np.int64), d_waited=np.zeros(n, np.int64),
         d_team=np.full(n, -1, np.int8), d_max_team=np.full(n, 5, np.int64),
         r_id=np.arange(m), r_unit=np.arange(m, dtype=np.int32) % max(units, 1),
         r_category=np.zeros(m, np.int32), r_skills=np.zeros((m, 1), np.uint64),
         r_share=np.ones(m, np.int64), r_quantity=np.ones(m, np.int64),
-        r_capacity=np.ones(m, np.int64), r_lat=nan(m, np.nan), r_lng=nan(m, np.nan),
-        r_radius=nan(m, np.nan), r_area_ptr=np.zeros(m + 1, np.int64),
+        r_capacity=np.ones(m, np.int64), r_lat=np.full(m, np.nan), r_lng=np.full(m, np.nan),
+        r_radius=np.full(m, np.nan), r_area_ptr=np.zeros(m + 1, np.int64),
         r_area=np.zeros(0, np.int64), r_span_ptr=np.zeros(m + 1, np.int64),
         r_span_start=np.zeros(0), r_span_end=np.zeros(0), r_week=np.tile(week, (m, 1)),
-        r_exclusive=np.zeros(m, bool), u_id=np.arange(units), u_rating=nan(units, np.nan),
+        r_exclusive=np.zeros(m, bool), u_id=np.arange(units), u_rating=np.full(units, np.nan),
         u_load=np.zeros(units, np.int64), pair_unit=np.zeros(0, np.int64),
         pair_community=np.zeros(0, np.int64), pair_grid=np.zeros(0, np.int64),
     )

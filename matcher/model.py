@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from matcher.candidates import Candidates, covers_alone, generate
+from matcher.candidates import Candidates, generate
 from matcher.problem import Problem, ProblemError
 
 
@@ -109,4 +109,3 @@ def covers(model: Model, d: int, rows) -> bool:
         p.d_quantity[d]
 
 
-__all__ = ["Model", "prepare", "objective_of", "covers", "covers_alone"]

@@ -14,8 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from matcher.exact import solve_cpsat
-from matcher.flow import SolverError
 from matcher.model import Model, objective_of
+from matcher.problem import SolverError
 
 NEIGHBOURHOOD = 15
 

@@ -27,6 +27,10 @@ class ProblemError(ValueError):
     """The problem is malformed: unknown ids, negative quantities, an impossible pinned pair."""
 
 
+class SolverError(RuntimeError):
+    """A solver answered with something other than a solution."""
+
+
 @dataclass(frozen=True)
 class Weights:
     """Integer weights of the score; see docs/matching.md for what each term means."""
@@ -324,3 +328,10 @@ def _build(data: dict) -> Problem:
         if radius is not None and (r.get("lat") is None or r.get("lng") is None or radius < 0):
             raise ProblemError(f"resource {r['id']!r}: a radius needs coordinates and must be ≥ 0")
     return problem
+
+
+def clashing(p: Problem, d_a: int, d_b: int) -> bool:
+    """Whether two demands' windows overlap; a demand without a window clashes with nothing."""
+    if not (np.isfinite(p.d_start[d_a]) and np.isfinite(p.d_start[d_b])):
+        return False
+    return bool(p.d_start[d_a] < p.d_end[d_b] and p.d_start[d_b] < p.d_end[d_a])

@@ -12,10 +12,10 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from matcher.candidates import _expand
-from matcher.flow import SolverError
+from matcher.candidates import expand_ranges
 from matcher.greedy import Residual, build_team
 from matcher.model import Model
+from matcher.problem import SolverError
 
 
 def _skill_pairs(model: Model, rows_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -24,7 +24,7 @@ def _skill_pairs(model: Model, rows_of: np.ndarray) -> tuple[np.ndarray, np.ndar
     bits = np.unpackbits(p.d_skills.view(np.uint8), axis=1, bitorder="little")
     dem, skill = np.nonzero(bits[rows_of])
     dem = rows_of[dem]
-    owner, cand = _expand(model.start[dem], model.start[dem + 1])
+    owner, cand = expand_ranges(model.start[dem], model.start[dem + 1])
     r_bits = np.unpackbits(p.r_skills.view(np.uint8), axis=1, bitorder="little")
     has = r_bits[c.r[cand], skill[owner]].astype(bool)
     return owner[has], dem, cand[has]
@@ -40,13 +40,11 @@ def _fewest_members(model: Model, rows: np.ndarray, demands: np.ndarray) -> np.n
     running = np.cumsum(give)
     before = np.repeat(running[first] - give[first], np.diff(np.r_[first, len(order)]))
     reached = (running - before) >= p.d_quantity[d_sorted]
-    fewest = np.ones(len(demands), np.int64)
     hit = np.flatnonzero(reached)
     owner = np.searchsorted(demands, d_sorted[hit])
     best = np.full(len(demands), np.iinfo(np.int64).max)
     np.minimum.at(best, owner, rank[hit] + 1)
-    fewest = np.where(best < np.iinfo(np.int64).max, best, 1)
-    return fewest
+    return np.where(best < np.iinfo(np.int64).max, best, 1)
 
 
 def solve_relaxation(model: Model, rows: np.ndarray, *, integral: bool = False,
@@ -74,11 +72,11 @@ def solve_relaxation(model: Model, rows: np.ndarray, *, integral: bool = False,
     nrow = 0
 
     def add(r_idx, c_idx, vals, rhs):
+        """Append a family of rows: entries (row within the family, column, value) ≤ rhs."""
         nonlocal nrow
         blocks.append((np.asarray(r_idx) + nrow, c_idx, vals))
-        nrow_here = len(rhs)
         rhs_all.append(rhs)
-        nrow += nrow_here
+        nrow += len(rhs)
 
     rhs_all: list[np.ndarray] = []
     ld = local[cd]

@@ -16,11 +16,11 @@ import numpy as np
 
 from matcher.candidates import TERMS
 from matcher.exact import solve_cpsat
-from matcher.flow import SolverError, flow_safe, solve_flow
+from matcher.flow import flow_safe, solve_flow
 from matcher.greedy import Residual, greedy
 from matcher.model import Model, objective_of, prepare
 from matcher.polish import polish
-from matcher.problem import Problem
+from matcher.problem import Problem, SolverError
 from matcher.relax import round_relaxation, solve_relaxation
 
 EXACT_LIMIT = 20_000
@@ -141,7 +141,7 @@ def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0
             t_polish - t0)), seed=seed)
         timings["polish"] = time.perf_counter() - t_polish
         status = "feasible"
-        if objective_of(model, g_rows) > objective_of(model, rows):
+        if greedy_obj > objective_of(model, rows):
             rows, alloc = g_rows, g_alloc
     timings["solve"] = time.perf_counter() - t2
     t3 = time.perf_counter()
@@ -203,13 +203,15 @@ def _left_for_singles(model: Model, residual: Residual, rows: np.ndarray) -> np.
 
 def _not_clashing(model: Model, residual: Residual, rows: np.ndarray) -> np.ndarray:
     """The 1+1 rows whose exclusive resource is not booked by a team at the same time."""
-    keep = [row for row in rows.tolist() if residual.can_take(row)]
-    return np.asarray(keep, np.int64)
+    exclusive = model.problem.r_exclusive[model.cands.r[rows]]
+    keep = ~exclusive
+    keep[exclusive] = [residual.can_take(row) for row in rows[exclusive].tolist()]
+    return rows[keep]
 
 
 def flow_safe_part(model: Model, rows: np.ndarray) -> bool:
     """Whether the 1+1 rows alone can go through the flow (quantity and windows never bind)."""
-    sub = Model(model.problem, model.cands.take(rows), model.team & False, model.k,
+    sub = Model(model.problem, model.cands.take(rows), model.team, model.k,
                 np.searchsorted(model.cands.d[rows], np.arange(model.problem.n_demands + 1)),
                 np.zeros(0, np.int64))
     return not len(model.pinned_rows) and flow_safe(sub)

@@ -10,9 +10,8 @@ from collections import defaultdict
 import numpy as np
 
 from matcher.candidates import hard_rules, in_area
-from matcher.flow import clashing
 from matcher.greedy import skill_bits as _skills
-from matcher.problem import Problem
+from matcher.problem import Problem, clashing
 
 
 def validate(problem: Problem, assignments: list[dict], mode: str | None = None) -> list[str]:
