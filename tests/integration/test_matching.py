@@ -425,11 +425,11 @@ def test_a_decided_proposal_cannot_be_rejected(world):
 
 def test_editing_the_demand_after_the_run_makes_its_proposal_stale(world):
     p = proposal_for(world, run(world).id, world["d_a1"])
-    assert matching.stale_reason(world.session, p) is None
+    assert matching.stale_reason(p) is None
     demands.update_demand(world.session, actor=world.actor("sec_a1"), demand_id=world["d_a1"],
                           changes={"required_skills": ["电工"]})
     world.session.refresh(p)
-    assert matching.stale_reason(world.session, p) == "the demand was edited after the run"
+    assert matching.stale_reason(p) == "the demand was edited after the run"
     before = count(world, Assignment)
 
     with pytest.raises(StaleProposalError) as info:
@@ -450,7 +450,7 @@ def test_editing_the_resource_after_the_run_makes_its_proposal_stale(world):
     resources.update_resource(world.session, actor=world.actor(unit), resource_id=p.resource_id,
                               changes={"title": "改过的标题"})
     world.session.refresh(p)
-    assert matching.stale_reason(world.session, p) == "the resource was edited after the run"
+    assert matching.stale_reason(p) == "the resource was edited after the run"
     with pytest.raises(StaleProposalError):
         approve(world, p.id)
     assert row(world, MatchProposal, p.id).status == "stale"
@@ -488,7 +488,7 @@ def test_a_proposal_whose_demand_resource_or_unit_moved_on_is_stale(world, chang
     p = proposal_for(world, run(world).id, world["d_a1"])
     change(world, p)
     world.session.expire_all()
-    assert matching.stale_reason(world.session, row(world, MatchProposal, p.id)) == reason
+    assert matching.stale_reason(row(world, MatchProposal, p.id)) == reason
     before = world.session.scalar(select(func.count()).select_from(Assignment).where(
         Assignment.unit_id == p.unit_id, Assignment.demand_id == p.demand_id))
     with pytest.raises(StaleProposalError):
@@ -512,7 +512,7 @@ def test_a_demand_edited_while_the_solver_runs_makes_its_proposal_stale(world, m
     monkeypatch.setattr(matching, "_solve", solve_while_the_secretary_edits)
     p = proposal_for(world, run(world).id, world["d_a1"])
     # The proposal was made for a demand needing 陪护; it now needs an electrician.
-    assert matching.stale_reason(world.session, p) == "the demand was edited after the run"
+    assert matching.stale_reason(p) == "the demand was edited after the run"
 
 
 # ---- runs again -----------------------------------------------------------------------------------

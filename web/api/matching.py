@@ -210,16 +210,11 @@ class Proposals(MethodView):
     @blp.response(200, page_of(ProposalOut, "ProposalPage"))
     def get(self, args):
         """Proposals in your communities, each with its score broken down."""
-        session = db()
         filters, page, per_page = split_args(args)
-        result = service.list_proposals(session, actor=current_actor(), filters=filters,
+        result = service.list_proposals(db(), actor=current_actor(), filters=filters,
                                         page=page, per_page=per_page)
-        result.items = [present(p, _stale(session, p)) for p in result.items]
+        result.items = [present(p, service.stale_reason(p)) for p in result.items]
         return page_out(result)
-
-
-def _stale(session, proposal) -> str | None:
-    return service.stale_reason(session, proposal) if proposal.status == "proposed" else None
 
 
 @blp.route("/proposals/<int:proposal_id>")
@@ -227,9 +222,8 @@ class ProposalView(MethodView):
     @blp.response(200, ProposalOut)
     def get(self, proposal_id):
         """One proposal, with why this unit."""
-        session = db()
-        proposal = service.get_proposal(session, actor=current_actor(), proposal_id=proposal_id)
-        return present(proposal, _stale(session, proposal))
+        proposal = service.get_proposal(db(), actor=current_actor(), proposal_id=proposal_id)
+        return present(proposal, service.stale_reason(proposal))
 
 
 @blp.route("/proposals/<int:proposal_id>/approve")

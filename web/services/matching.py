@@ -129,11 +129,16 @@ def clean_params(params: dict | None) -> dict:
 
 # ---- reading the lists into a problem ---------------------------------------------------------
 
+def _open_in(communities: list[int]) -> tuple:
+    """The demands a run considers: published, still taking units, with quantity open."""
+    return (DemandItem.community_id.in_(communities),
+            DemandItem.status.in_([str(s) for s in COVERAGE_STATES]),
+            DemandItem.quantity_open > 0)
+
+
 def _open_demands(session: Session, communities: list[int]) -> list[DemandItem]:
-    return list(session.scalars(select(DemandItem).where(
-        DemandItem.community_id.in_(communities),
-        DemandItem.status.in_([str(s) for s in COVERAGE_STATES]),
-        DemandItem.quantity_open > 0).order_by(DemandItem.id)))
+    return list(session.scalars(select(DemandItem).where(*_open_in(communities))
+                                .order_by(DemandItem.id)))
 
 
 def _usable_resources(session: Session, communities: list[int], now: datetime):
@@ -291,11 +296,8 @@ def create_match_run(session: Session, *, actor: Actor, community_id: int | None
 
 def runs_inline(session: Session, run: MatchRun) -> bool:
     """Whether the run is small enough to finish within the request."""
-    communities = _scope_communities(session, run)
     count = session.scalar(select(func.count()).select_from(DemandItem).where(
-        DemandItem.community_id.in_(communities),
-        DemandItem.status.in_([str(s) for s in COVERAGE_STATES]),
-        DemandItem.quantity_open > 0))
+        *_open_in(_scope_communities(session, run))))
     return (count or 0) <= INLINE_DEMANDS
 
 
@@ -456,8 +458,10 @@ def get_proposal(session: Session, *, actor: Actor, proposal_id: int) -> MatchPr
     return proposal
 
 
-def stale_reason(session: Session, proposal: MatchProposal) -> str | None:
-    """Why the proposal no longer holds, or None while it does."""
+def stale_reason(proposal: MatchProposal) -> str | None:
+    """Why an open proposal no longer holds; None while it does, and once it is decided."""
+    if proposal.status != ProposalStatus.PROPOSED:
+        return None
     demand, resource = proposal.demand, proposal.resource
     if demand.updated_at != proposal.demand_updated_at:
         return "the demand was edited after the run"
@@ -468,8 +472,7 @@ def stale_reason(session: Session, proposal: MatchProposal) -> str | None:
     if resource.status != ResourceStatus.PUBLISHED or \
             resource.quantity_remaining < proposal.quantity:
         return "the resource no longer offers this much"
-    unit = session.get(Unit, proposal.unit_id)
-    if unit.status != UnitStatus.APPROVED:
+    if proposal.unit.status != UnitStatus.APPROVED:
         return "the unit is not approved now"
     return None
 
@@ -486,7 +489,7 @@ def _lock_proposal(session: Session, actor: Actor, proposal_id: int) -> MatchPro
 def _approve(session: Session, *, actor: Actor, proposal_id: int, now: datetime):
     proposal = _lock_proposal(session, actor, proposal_id)
     check_transition(proposal.status, ProposalStatus.APPROVED)
-    reason = stale_reason(session, proposal)
+    reason = stale_reason(proposal)
     if reason:
         raise StaleProposalError(f"the proposal is stale: {reason}")
     dispatch = dispatch_in_transaction(
