@@ -70,3 +70,33 @@ class IllegalTransitionError(ConflictError):
             current=current,
             target=target,
         )
+
+
+class IdempotencyKeyReusedError(ConflictError):
+    """An idempotency key sent again with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class InsufficientPointsError(ConflictError):
+    """A wallet (or the fund) holds less than the request needs; nothing moved."""
+
+    code = "insufficient_points"
+
+
+class OutOfStockError(ConflictError):
+    """An item has less stock than the basket asks for; nothing moved."""
+
+    code = "out_of_stock"
+
+
+class LimitReachedError(ConflictError):
+    """A per-person monthly limit of an item would be exceeded; nothing moved."""
+
+    code = "limit_reached"
+
+
+class AlreadyPostedError(ConflictError):
+    """A transfer for this source (a service record, an order's refund) exists already."""
+
+    code = "already_posted"

@@ -8,6 +8,8 @@ from web.api import (
     assignments,
     auth,
     demands,
+    lovebank,
+    market,
     matching,
     places,
     reports,
@@ -19,7 +21,7 @@ from web.api import (
 from web.api.common import LinliApi
 
 BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes,
-              matching)
+              matching, lovebank, market)
 
 
 def init_api(app: Flask) -> LinliApi:

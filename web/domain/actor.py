@@ -57,6 +57,11 @@ class Actor:
     def resident_communities(self) -> set[int]:
         return self.ids(Role.RESIDENT, "community_id")
 
+    @property
+    def clerk_communities(self) -> set[int]:
+        """Communities whose supermarket counter the actor works at."""
+        return self.ids(Role.CLERK, "community_id")
+
     def is_secretary_of(self, community_id: int) -> bool:
         return community_id in self.secretary_communities
 

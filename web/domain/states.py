@@ -80,6 +80,13 @@ class ProposalStatus(StrEnum):
     SUPERSEDED = "superseded"  # a later run proposed again for the demand
 
 
+class OrderStatus(StrEnum):
+    RESERVED = "reserved"    # points debited, stock held, code issued
+    COLLECTED = "collected"  # handed over at the counter
+    CANCELLED = "cancelled"  # refunded at the resident's or the clerk's request
+    EXPIRED = "expired"      # not collected in time, refunded by the system
+
+
 S = DemandStatus
 A = AssignmentStatus
 
@@ -131,6 +138,12 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
                                             ProposalStatus.STALE, ProposalStatus.SUPERSEDED}),
         **{s: frozenset() for s in (ProposalStatus.APPROVED, ProposalStatus.REJECTED,
                                     ProposalStatus.STALE, ProposalStatus.SUPERSEDED)},
+    },
+    OrderStatus: {
+        OrderStatus.RESERVED: frozenset({OrderStatus.COLLECTED, OrderStatus.CANCELLED,
+                                         OrderStatus.EXPIRED}),
+        **{s: frozenset() for s in (OrderStatus.COLLECTED, OrderStatus.CANCELLED,
+                                    OrderStatus.EXPIRED)},
     },
     WishStatus: {
         WishStatus.SUBMITTED: frozenset(

@@ -1,5 +1,20 @@
 """The SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
 
+from web.models.ledger import (
+    IdempotencyKey,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerHead,
+    LedgerTransfer,
+    MarketItem,
+    MarketOrder,
+    MarketOrderLine,
+    PointLot,
+    PointsRuleVersion,
+    StockCount,
+    StockCountLine,
+    StockMovement,
+)
 from web.models.lists import Category, DemandItem, MicroWish, ResourceItem, resource_service_areas
 from web.models.matching import MatchProposal, MatchRun
 from web.models.people import ApiToken, Pairing, Role, RoleGrant, Unit, UnitType, User
@@ -10,5 +25,7 @@ __all__ = [
     "ApiToken", "Assignment", "AuditEvent", "Building", "Category", "Community", "DemandItem",
     "Estate", "Grid", "MatchProposal", "MatchRun", "MicroWish", "Pairing", "ReportVolunteer", "ResourceItem", "Role",
     "RoleGrant", "ServiceRecord", "Subdistrict", "Unit", "UnitType", "User", "WorkReport",
-    "resource_service_areas",
+    "resource_service_areas", "IdempotencyKey", "LedgerAccount", "LedgerEntry", "LedgerHead",
+    "LedgerTransfer", "MarketItem", "MarketOrder", "MarketOrderLine", "PointLot",
+    "PointsRuleVersion", "StockCount", "StockCountLine", "StockMovement",
 ]

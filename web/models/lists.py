@@ -106,6 +106,8 @@ class DemandItem(Base):
     deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     urgency: Mapped[str] = mapped_column(String(16), default="normal")
     beneficiaries_count: Mapped[int] = mapped_column(Integer, default=1)
+    # An elderly, disabled or otherwise vulnerable beneficiary (points rules may weigh it).
+    beneficiary_vulnerable: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(20))
     beneficiary_name: Mapped[str | None] = mapped_column(String(100))
     beneficiary_phone: Mapped[str | None] = mapped_column(String(32))

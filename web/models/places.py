@@ -30,6 +30,13 @@ class Community(Base):
     auto_approve_paired_claims: Mapped[bool] = mapped_column(Boolean, default=False)
     # How long a dispatched unit has to answer, in hours.
     dispatch_response_hours: Mapped[int] = mapped_column(Integer, default=24)
+    # The love bank: months before earned points expire (None: never), whether residents may
+    # give points to each other (爱心传递), days to collect a supermarket order, and the
+    # charity federation's matching grant on money donations to the fund, in percent.
+    points_expiry_months: Mapped[int | None] = mapped_column(Integer)
+    allow_gifts: Mapped[bool] = mapped_column(Boolean, default=False)
+    collect_within_days: Mapped[int] = mapped_column(Integer, default=7)
+    fund_match_percent: Mapped[int] = mapped_column(Integer, default=0)
     subdistrict: Mapped[Subdistrict] = relationship(back_populates="communities")
 
 

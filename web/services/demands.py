@@ -40,6 +40,7 @@ EDITABLE = {
     "grid_id", "building_id", "category_id", "title", "description", "required_skills",
     "window_start", "window_end", "deadline", "urgency", "beneficiaries_count",
     "beneficiary_name", "beneficiary_phone", "beneficiary_address", "lat", "lng",
+    "beneficiary_vulnerable",
 }
 HIDDEN_FROM_UNITS = (DemandStatus.DRAFT, DemandStatus.CANCELLED)
 URGENCY_RANK = case({u: i for i, u in enumerate(URGENCIES)}, value=DemandItem.urgency, else_=0)
@@ -185,6 +186,7 @@ def build_demand(session: Session, actor: Actor, community_id: int, data: dict, 
     demand.required_skills = demand.required_skills or []
     demand.urgency = demand.urgency or "normal"
     demand.beneficiaries_count = demand.beneficiaries_count or 1
+    demand.beneficiary_vulnerable = bool(demand.beneficiary_vulnerable)
     _check_fields(demand)
     session.add(demand)
     session.flush()

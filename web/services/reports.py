@@ -32,6 +32,7 @@ from web.services.base import (
     write,
 )
 from web.services.demands import get_demand, lead_assignment
+from web.services.lovebank import credit_service_record
 from web.services.scope import handled_demands, overseen, scoped
 
 SERVICE_RECORD_NAMESPACE = uuid.UUID("6f1d0c8e-3b0a-4c5e-9a57-7c1b2f3e4d50")
@@ -143,12 +144,15 @@ def verify_report(session: Session, *, actor: Actor, report_id: int,
     audit.transition(session, report, ReportStatus.VERIFIED, actor=actor, now=now)
     report.decided_by, report.decided_at = actor.user_id, now
     for line in report.volunteers:
-        session.add(ServiceRecord(
+        record = ServiceRecord(
             id=service_record_id(line.id), report_volunteer_id=line.id, report_id=report.id,
             demand_id=demand.id, unit_id=report.unit_id, community_id=demand.community_id,
             category_id=demand.category_id, user_id=line.user_id, name=line.name,
             minutes=line.minutes, served_on=report.ended_on, verified_by=actor.user_id,
-            verified_at=now))
+            verified_at=now)
+        session.add(record)
+        session.flush()
+        credit_service_record(session, record, actor=actor, now=now)
     audit.transition(session, demand, DemandStatus.VERIFIED, actor=actor, now=now,
                      data={"report_id": report.id})
     complete_assignments(session, demand.id, actor=actor, now=now)

@@ -1,0 +1,275 @@
+"""The journal's mechanics: accounts, posting a balanced transfer onto a community's hash chain.
+
+Every movement of points or fen goes through `post`. Locks are taken in one order — wallets
+(by id), then supermarket items (by id), then the community's chain head, then the other
+accounts by the UPDATE that moves their balance — so two postings never deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from scoring.ledger import GENESIS, LedgerRuleError, Leg, Lot, chain_hash, check_balanced
+from web.domain.actor import Actor
+from web.errors import AlreadyPostedError, ValidationError
+from web.models import LedgerAccount, LedgerEntry, LedgerHead, LedgerTransfer, PointLot
+from web.services.base import lock
+
+
+class AccountKind(StrEnum):
+    WALLET = "wallet"            # a resident's points in one community
+    ISSUING = "issuing"          # where a community's points come from
+    SUPERMARKET = "supermarket"  # points spent at the community's supermarket
+    EXPIRY = "expiry"            # points that lapsed
+    ADJUSTMENT = "adjustment"    # corrections by hand
+    FUND = "fund"                # the community fund (社区基金), in fen
+    DONATIONS = "donations"      # money given to the fund by units and residents
+    GRANTS = "grants"            # a charity federation's matching grants
+    PURCHASES = "purchases"      # money the fund spent on supermarket stock
+
+
+ASSET_OF = {AccountKind.FUND: "fen", AccountKind.DONATIONS: "fen", AccountKind.GRANTS: "fen",
+            AccountKind.PURCHASES: "fen"}
+# Accounts that stand for the world outside the community may go negative; the rest may not.
+MAY_GO_NEGATIVE = {AccountKind.ISSUING, AccountKind.ADJUSTMENT, AccountKind.DONATIONS,
+                   AccountKind.GRANTS}
+
+
+class TransferKind(StrEnum):
+    CREDIT = "credit"            # points for a verified service record
+    AWARD = "award"              # points for an activity, by the secretary
+    REDEMPTION = "redemption"    # points spent at the supermarket
+    REFUND = "refund"            # an order cancelled or not collected
+    EXPIRY = "expiry"            # a lot's points lapsed
+    GIFT = "gift"                # 爱心传递 between residents
+    ADJUSTMENT = "adjustment"    # a correction by hand
+    REVERSAL = "reversal"        # a mistake undone
+    DONATION = "donation"        # money into the fund
+    PURCHASE = "purchase"        # money out of the fund for stock
+
+
+def asset_of(kind: AccountKind) -> str:
+    return ASSET_OF.get(kind, "points")
+
+
+def account_key(kind: AccountKind, community_id: int, user_id: int | None = None) -> str:
+    key = f"{kind}:{asset_of(kind)}:{community_id}"
+    return f"{key}:{user_id}" if user_id is not None else key
+
+
+def account(session: Session, kind: AccountKind, community_id: int, user_id: int | None = None,
+            *, now: datetime) -> LedgerAccount:
+    """The account of `kind` (a wallet needs `user_id`), created on first use."""
+    key = account_key(kind, community_id, user_id)
+    found = session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+    if found is not None:
+        return found
+    new = LedgerAccount(key=key, kind=str(kind), asset=asset_of(kind), community_id=community_id,
+                        user_id=user_id, may_go_negative=kind in MAY_GO_NEGATIVE, balance=0,
+                        created_at=now)
+    try:
+        with session.begin_nested():  # another transaction may create it at the same moment
+            session.add(new)
+    except IntegrityError:
+        return session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+    return new
+
+
+def find_wallet(session: Session, community_id: int, user_id: int) -> LedgerAccount | None:
+    key = account_key(AccountKind.WALLET, community_id, user_id)
+    return session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+
+
+def lock_wallets(session: Session, wallets: list[LedgerAccount]) -> None:
+    """Lock wallets in id order: every check on a wallet's lots is made under this lock."""
+    for wallet_id in sorted({w.id for w in wallets}):
+        lock(session, LedgerAccount, wallet_id)
+
+
+def open_lots(session: Session, wallet: LedgerAccount) -> list[Lot]:
+    """The wallet's lots that still hold points (read under the wallet's lock)."""
+    rows = session.scalars(select(PointLot).where(PointLot.account_id == wallet.id,
+                                                  PointLot.remaining > 0))
+    return [Lot(r.id, r.remaining, r.earned_on, r.expires_on) for r in rows]
+
+
+def new_lot(session: Session, wallet: LedgerAccount, amount: int, *, origin: str,
+            earned_on: date, expires_on: date | None) -> PointLot:
+    """A lot for points arriving in a wallet (its remaining rises with the entry that fills it)."""
+    lot = PointLot(account_id=wallet.id, origin=origin, earned_on=earned_on,
+                   expires_on=expires_on, amount=amount, remaining=0)
+    session.add(lot)
+    session.flush()
+    return lot
+
+
+@dataclass
+class Posting:
+    """What a transfer is for: its kind, why, and where it comes from."""
+
+    kind: TransferKind
+    reason: str
+    source_type: str
+    source_id: str | None = None
+    source_key: str | None = None
+    reverses_id: int | None = None
+    rule_version: int | None = None
+    detail: dict | None = None
+
+
+def _head(session: Session, community_id: int) -> LedgerHead:
+    stmt = (select(LedgerHead).where(LedgerHead.community_id == community_id).with_for_update()
+            .execution_options(populate_existing=True))
+    head = session.scalar(stmt)
+    if head is None:
+        try:
+            with session.begin_nested():
+                session.add(LedgerHead(community_id=community_id, seq=0, hash=GENESIS))
+        except IntegrityError:
+            pass
+        head = session.scalar(stmt)
+    return head
+
+
+def link_payload(transfer: LedgerTransfer, legs: list[tuple[int, int | None, int]]) -> dict:
+    """What a transfer's hash covers: every field that says what moved, why and when."""
+    return {
+        "seq": transfer.chain_seq, "community_id": transfer.community_id,
+        "asset": transfer.asset, "kind": transfer.kind, "reason": transfer.reason,
+        "source_type": transfer.source_type, "source_id": transfer.source_id,
+        "source_key": transfer.source_key, "reverses_id": transfer.reverses_id,
+        "rule_version": transfer.rule_version, "detail": transfer.detail,
+        "created_by": transfer.created_by, "created_at": transfer.created_at.isoformat(),
+        "legs": [list(leg) for leg in legs],
+    }
+
+
+def post(session: Session, community_id: int, legs: list[Leg], posting: Posting, *,
+         actor: Actor, now: datetime) -> LedgerTransfer:
+    """Append one balanced transfer to the community's chain and move the cached balances."""
+    try:
+        check_balanced(legs)
+    except LedgerRuleError as exc:
+        raise ValidationError(str(exc)) from exc
+    accounts = {a.id: a for a in session.scalars(
+        select(LedgerAccount).where(LedgerAccount.id.in_({leg.account for leg in legs})))}
+    assets = {a.asset for a in accounts.values()}
+    if len(assets) != 1 or any(a.community_id != community_id for a in accounts.values()):
+        raise ValidationError("a transfer moves one asset within one community")
+    if posting.source_key and session.scalar(select(LedgerTransfer.id).where(
+            LedgerTransfer.source_key == posting.source_key)):
+        raise AlreadyPostedError("this has already been posted", source_key=posting.source_key)
+    head = _head(session, community_id)
+    transfer = LedgerTransfer(
+        community_id=community_id, asset=assets.pop(), kind=str(posting.kind),
+        reason=posting.reason, source_type=posting.source_type, source_id=posting.source_id,
+        source_key=posting.source_key, reverses_id=posting.reverses_id,
+        rule_version=posting.rule_version, detail=posting.detail, created_by=actor.user_id,
+        created_at=now.astimezone(UTC), chain_seq=head.seq + 1,
+        prev_hash=head.hash, hash="")
+    triples = [(leg.account, leg.lot, leg.amount) for leg in legs]
+    transfer.hash = chain_hash(head.hash, link_payload(transfer, triples))
+    session.add(transfer)
+    session.flush()
+    session.add_all(LedgerEntry(transfer_id=transfer.id, account_id=leg.account, lot_id=leg.lot,
+                                amount=leg.amount, created_at=now) for leg in legs)
+    for leg in legs:
+        _move(session, leg)
+    for acc in accounts.values():
+        session.expire(acc, ["balance"])
+    for lot_id in {leg.lot for leg in legs if leg.lot is not None}:
+        lot = session.get(PointLot, lot_id)
+        session.expire(lot, ["remaining"])
+    head.seq, head.hash = transfer.chain_seq, transfer.hash
+    session.flush()
+    return transfer
+
+
+def _move(session: Session, leg: Leg) -> None:
+    """Move the cached numbers by SQL arithmetic; CHECK constraints refuse an overdraft."""
+    session.execute(LedgerAccount.__table__.update()
+                    .where(LedgerAccount.id == leg.account)
+                    .values(balance=LedgerAccount.balance + leg.amount))
+    if leg.lot is not None:
+        session.execute(PointLot.__table__.update().where(PointLot.id == leg.lot)
+                        .values(remaining=PointLot.remaining + leg.amount))
+
+
+# ---- checking the books -----------------------------------------------------------------------
+
+@dataclass
+class Mismatch:
+    """The first thing in the books that does not fit, in words."""
+
+    what: str
+    ident: int | str
+    message: str
+
+
+def verify_books(session: Session) -> tuple[list[Mismatch], dict]:
+    """Recompute every community's hash chain, every balance and every lot from the entries."""
+    problems: list[Mismatch] = []
+    figures = {"communities": 0, "transfers": 0, "entries": 0, "accounts": 0, "lots": 0}
+    for community_id in session.scalars(select(LedgerHead.community_id)
+                                        .order_by(LedgerHead.community_id)):
+        figures["communities"] += 1
+        problems += _verify_chain(session, community_id, figures)
+    problems += _verify_sums(session, LedgerAccount, LedgerEntry.account_id, "balance", figures,
+                             "accounts")
+    problems += _verify_sums(session, PointLot, LedgerEntry.lot_id, "remaining", figures, "lots")
+    return problems, figures
+
+
+def _verify_chain(session: Session, community_id: int, figures: dict) -> list[Mismatch]:
+    head = session.get(LedgerHead, community_id)
+    previous, expected_seq = GENESIS, 1
+    transfers = session.scalars(select(LedgerTransfer)
+                                .where(LedgerTransfer.community_id == community_id)
+                                .order_by(LedgerTransfer.chain_seq)
+                                .execution_options(yield_per=1000))
+    for transfer in transfers:
+        figures["transfers"] += 1
+        entries = list(session.scalars(select(LedgerEntry)
+                                       .where(LedgerEntry.transfer_id == transfer.id)
+                                       .order_by(LedgerEntry.id)))
+        figures["entries"] += len(entries)
+        triples = [(e.account_id, e.lot_id, e.amount) for e in entries]
+        if transfer.chain_seq != expected_seq:
+            return [Mismatch("transfer", transfer.id, f"community {community_id}: link "
+                             f"{transfer.chain_seq} where {expected_seq} was expected")]
+        if sum(e.amount for e in entries) != 0 or not entries:
+            return [Mismatch("transfer", transfer.id, "legs do not sum to zero")]
+        if transfer.prev_hash != previous:
+            return [Mismatch("transfer", transfer.id, "does not link to the transfer before it")]
+        if chain_hash(previous, link_payload(transfer, triples)) != transfer.hash:
+            return [Mismatch("transfer", transfer.id, "its content does not match its hash "
+                             "(an entry or a field was changed)")]
+        previous, expected_seq = transfer.hash, expected_seq + 1
+    if head.seq != expected_seq - 1 or head.hash != previous:
+        return [Mismatch("chain", community_id, "the chain's head does not match its last link")]
+    return []
+
+
+def _verify_sums(session: Session, model, column, cached: str, figures: dict,
+                 counter: str) -> list[Mismatch]:
+    from sqlalchemy import func
+
+    sums = dict(session.execute(select(column, func.sum(LedgerEntry.amount))
+                                .where(column.is_not(None)).group_by(column)).all())
+    problems = []
+    for row in session.scalars(select(model).order_by(model.id)):
+        figures[counter] += 1
+        computed = sums.get(row.id, 0) or 0
+        if getattr(row, cached) != computed:
+            problems.append(Mismatch(model.__tablename__, row.id,
+                                     f"cached {cached} {getattr(row, cached)} but the entries "
+                                     f"sum to {computed}"))
+        elif model is LedgerAccount and not row.may_go_negative and computed < 0:
+            problems.append(Mismatch("ledger_accounts", row.id, "is overdrawn"))
+    return problems
