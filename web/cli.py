@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -50,6 +51,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(serve)
     app.cli.add_command(match_group)
+    app.cli.add_command(ledger_group)
 
 
 @click.group("db", help="Database schema: migrations and checks.")
@@ -301,3 +303,96 @@ def match_solve(problem_file, mode, time_limit, seed, method, with_candidates) -
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(result_json(result, with_candidates=with_candidates),
                           ensure_ascii=False))
+
+
+@click.group("ledger", help="The love bank's journal: verify it, expire points, statements.")
+def ledger_group() -> None:
+    pass
+
+
+@ledger_group.command("verify")
+@with_appcontext
+def ledger_verify() -> None:
+    """Recompute every hash chain, balance, lot and stock level; exit 1 on the first mismatch."""
+    from web.services.journal import verify_books
+    from web.services.market import stock_matches_movements
+
+    with _session() as session:
+        problems, figures = verify_books(session)
+        stock = stock_matches_movements(session)
+    summary = ", ".join(f"{v} {k}" for k, v in figures.items())
+    for item_id, cached, moved in stock:
+        click.echo(f"MISMATCH market_items {item_id}: stock {cached} but movements sum to {moved}")
+    for problem in problems:
+        click.echo(f"MISMATCH {problem.what} {problem.ident}: {problem.message}")
+    if problems or stock:
+        first = problems[0] if problems else None
+        where = f"{first.what} {first.ident}" if first else f"market_items {stock[0][0]}"
+        click.echo(f"ledger verify FAILED: first mismatch at {where} (checked {summary})")
+        sys.exit(1)
+    click.echo(f"ledger verify OK: {summary}")
+
+
+@ledger_group.command("expire")
+@click.option("--dry-run", is_flag=True, help="List what would expire; move nothing.")
+@with_appcontext
+def ledger_expire(dry_run: bool) -> None:
+    """Move lapsed points to the expiry account and refund uncollected orders (safe to rerun)."""
+    from web.services.lovebank import expire_points
+    from web.services.market import expire_orders
+
+    with _session() as session:
+        lots = expire_points(session, dry_run=dry_run)
+        orders = expire_orders(session, dry_run=dry_run)
+    verb = "would expire" if dry_run else "expired"
+    for lot in lots:
+        click.echo(f"{verb} lot {lot['lot_id']}: {lot['points']} points of user {lot['user_id']} "
+                   f"in community {lot['community_id']} (due {lot['expired_on']})")
+    click.echo(f"{verb} {len(lots)} lots ({sum(x['points'] for x in lots)} points); "
+               f"{'would refund' if dry_run else 'refunded'} {len(orders)} uncollected orders")
+
+
+@ledger_group.command("statement")
+@click.argument("user")
+@click.option("--community", "community", help="Only the wallet in this community (id or code).")
+@click.option("--csv", "as_csv", is_flag=True, help="Lines as CSV.")
+@with_appcontext
+def ledger_statement(user: str, community: str | None, as_csv: bool) -> None:
+    """A person's statement (USER is a username or an id): balance, lots, every line."""
+    from sqlalchemy import select
+
+    from web.domain.actor import SYSTEM
+    from web.models import Community, User
+    from web.services.base import LOCAL_TZ
+    from web.services.lovebank import statement
+
+    with _session() as session:
+        found = session.scalar(select(User).where(
+            (User.username == user) | (User.id == (int(user) if user.isdigit() else -1))))
+        if found is None:
+            raise click.ClickException(f"no user {user!r}")
+        community_id = _place_id(session, Community, community, "community") if community else None
+        wallets = statement(session, actor=SYSTEM, user_id=found.id, community_id=community_id)
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["at", "community_id", "amount", "kind", "reason", "source"])
+        for w in wallets:
+            for line in w["lines"]:
+                writer.writerow([line["at"].isoformat(), w["community_id"], line["amount"],
+                                 line["kind"], line["reason"],
+                                 f"{line['source_type']}:{line['source_id'] or ''}"])
+        return
+    if not wallets:
+        click.echo(f"{found.username}: no wallet yet")
+    for w in wallets:
+        click.echo(f"{found.username} in community {w['community_id']}: balance {w['balance']} "
+                   f"({w['usable']} usable)")
+        for lot in w["lots"]:
+            click.echo(f"  lot {lot['id']}: {lot['remaining']}/{lot['amount']} earned "
+                       f"{lot['earned_on']}, expires {lot['expires_on'] or 'never'}")
+        for line in w["lines"]:
+            at = line["at"].astimezone(ZoneInfo(LOCAL_TZ))
+            click.echo(f"  {at:%Y-%m-%d %H:%M}  {line['amount']:+6d}  {line['kind']:<10} "
+                       f"{line['reason']}")
