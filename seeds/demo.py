@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seeds import demo_data as D
+from seeds import lovebank_demo
 from web.domain.actor import SYSTEM, Actor
 from web.errors import ConflictError
 from web.models import Category, RoleGrant, Subdistrict, User
@@ -252,9 +253,11 @@ class _County:
         self._units()
         self._resources()
         self._pairings()
+        lovebank_demo.publish_rules(self)
         for plan in sorted(self._plans(), key=lambda p: p.t0):
             self._run(plan)
         self._loose_wishes()
+        lovebank_demo.open_shops(self)
 
     # ---- small helpers ------------------------------------------------------------------------
 

@@ -125,7 +125,8 @@ class LineOut(Schema):
     source_type = fields.String()
     source_id = fields.String(allow_none=True)
     transfer_id = fields.Integer()
-    lot_id = fields.Integer(allow_none=True)
+    rule_version = fields.Integer(allow_none=True)
+    lots = fields.List(fields.Integer())
 
 
 class WalletOut(Schema):

@@ -467,17 +467,26 @@ def _wallet_statement(session: Session, wallet: LedgerAccount, today: date,
             .where(LedgerEntry.account_id == wallet.id)
             .order_by(LedgerTransfer.created_at.desc(), LedgerEntry.id.desc()))
     if limit:
-        stmt = stmt.limit(limit)
-    lines = [{"at": t.created_at, "amount": e.amount, "kind": t.kind, "reason": t.reason,
-              "source_type": t.source_type, "source_id": t.source_id, "transfer_id": t.id,
-              "lot_id": e.lot_id} for e, t in session.execute(stmt)]
+        stmt = stmt.where(LedgerEntry.transfer_id.in_(
+            select(LedgerEntry.transfer_id).where(LedgerEntry.account_id == wallet.id)
+            .order_by(LedgerEntry.transfer_id.desc()).limit(limit)))
+    lines: dict[int, dict] = {}
+    for entry, transfer in session.execute(stmt):  # one line per transfer, however many lots
+        line = lines.setdefault(transfer.id, {
+            "at": transfer.created_at, "amount": 0, "kind": transfer.kind,
+            "reason": transfer.reason, "source_type": transfer.source_type,
+            "source_id": transfer.source_id, "transfer_id": transfer.id,
+            "rule_version": transfer.rule_version, "lots": []})
+        line["amount"] += entry.amount
+        if entry.lot_id is not None:
+            line["lots"].append(entry.lot_id)
     usable = sum(lot.remaining for lot in lots if lot.expires_on is None or lot.expires_on > today)
     return {"community_id": wallet.community_id, "user_id": wallet.user_id,
             "balance": wallet.balance, "usable": usable,
             "lots": [{"id": lot.id, "origin": lot.origin, "earned_on": lot.earned_on,
                       "expires_on": lot.expires_on, "amount": lot.amount,
                       "remaining": lot.remaining} for lot in lots],
-            "lines": lines}
+            "lines": list(lines.values())}
 
 
 def list_transfers(session: Session, *, actor: Actor, community_id: int, filters: dict,
