@@ -134,6 +134,8 @@ class WalletOut(Schema):
     user_id = fields.Integer()
     balance = fields.Integer()
     usable = fields.Integer(metadata={"description": "balance less lots past their expiry day"})
+    expiring = fields.List(fields.Dict(), metadata={
+        "description": "points that lapse, by day, soonest first: [{on, points}]"})
     lots = fields.List(fields.Nested(LotOut))
     lines = fields.List(fields.Nested(LineOut))
 

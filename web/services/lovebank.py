@@ -481,8 +481,13 @@ def _wallet_statement(session: Session, wallet: LedgerAccount, today: date,
         if entry.lot_id is not None:
             line["lots"].append(entry.lot_id)
     usable = sum(lot.remaining for lot in lots if lot.expires_on is None or lot.expires_on > today)
+    expiring: dict[date, int] = {}
+    for lot in lots:
+        if lot.expires_on is not None and lot.expires_on > today:
+            expiring[lot.expires_on] = expiring.get(lot.expires_on, 0) + lot.remaining
     return {"community_id": wallet.community_id, "user_id": wallet.user_id,
             "balance": wallet.balance, "usable": usable,
+            "expiring": [{"on": day, "points": pts} for day, pts in sorted(expiring.items())],
             "lots": [{"id": lot.id, "origin": lot.origin, "earned_on": lot.earned_on,
                       "expires_on": lot.expires_on, "amount": lot.amount,
                       "remaining": lot.remaining} for lot in lots],
