@@ -134,8 +134,9 @@ class WalletOut(Schema):
     user_id = fields.Integer()
     balance = fields.Integer()
     usable = fields.Integer(metadata={"description": "balance less lots past their expiry day"})
-    expiring = fields.List(fields.Dict(), metadata={
-        "description": "points that lapse, by day, soonest first: [{on, points}]"})
+    expiring = fields.List(fields.Nested(Schema.from_dict(
+        {"on": fields.Date(), "points": fields.Integer()}, name="ExpiringOut")),
+        metadata={"description": "points that lapse, by day, soonest first"})
     lots = fields.List(fields.Nested(LotOut))
     lines = fields.List(fields.Nested(LineOut))
 
