@@ -87,6 +87,45 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"      # not collected in time, refunded by the system
 
 
+class ReportInStatus(StrEnum):
+    """A unit employee's report to their home community (在职党员 双报到)."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class PostStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class PostClaimStatus(StrEnum):
+    OFFERED = "offered"      # proposed by a match run and approved: the volunteer decides
+    PENDING = "pending"      # claimed by the volunteer: the secretary decides
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    RELEASED = "released"    # the secretary ended a confirmed claim
+
+
+class SessionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class SignupStatus(StrEnum):
+    SIGNED_UP = "signed_up"
+    WAITLISTED = "waitlisted"
+    WITHDRAWN = "withdrawn"
+    CHECKED_IN = "checked_in"
+    CHECKED_OUT = "checked_out"
+    CONFIRMED = "confirmed"  # hours confirmed: a service record, credited by the love bank
+    NO_SHOW = "no_show"
+
+
 S = DemandStatus
 A = AssignmentStatus
 
@@ -145,6 +184,39 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         **{s: frozenset() for s in (OrderStatus.COLLECTED, OrderStatus.CANCELLED,
                                     OrderStatus.EXPIRED)},
     },
+    ReportInStatus: {
+        ReportInStatus.PENDING: frozenset({ReportInStatus.CONFIRMED, ReportInStatus.REJECTED}),
+        ReportInStatus.CONFIRMED: frozenset(),
+        ReportInStatus.REJECTED: frozenset({ReportInStatus.PENDING}),
+    },
+    PostStatus: {
+        PostStatus.OPEN: frozenset({PostStatus.CLOSED}),
+        PostStatus.CLOSED: frozenset({PostStatus.OPEN}),
+    },
+    PostClaimStatus: {
+        PostClaimStatus.OFFERED: frozenset({PostClaimStatus.CONFIRMED, PostClaimStatus.DECLINED,
+                                            PostClaimStatus.WITHDRAWN}),
+        PostClaimStatus.PENDING: frozenset({PostClaimStatus.CONFIRMED, PostClaimStatus.REJECTED,
+                                            PostClaimStatus.WITHDRAWN}),
+        PostClaimStatus.CONFIRMED: frozenset({PostClaimStatus.RELEASED,
+                                              PostClaimStatus.WITHDRAWN}),
+        **{s: frozenset() for s in (PostClaimStatus.REJECTED, PostClaimStatus.DECLINED,
+                                    PostClaimStatus.WITHDRAWN, PostClaimStatus.RELEASED)},
+    },
+    SessionStatus: {
+        SessionStatus.SCHEDULED: frozenset({SessionStatus.CANCELLED, SessionStatus.COMPLETED}),
+        SessionStatus.CANCELLED: frozenset(),
+        SessionStatus.COMPLETED: frozenset(),
+    },
+    SignupStatus: {
+        SignupStatus.SIGNED_UP: frozenset({SignupStatus.WITHDRAWN, SignupStatus.CHECKED_IN,
+                                           SignupStatus.NO_SHOW}),
+        SignupStatus.WAITLISTED: frozenset({SignupStatus.SIGNED_UP, SignupStatus.WITHDRAWN}),
+        SignupStatus.CHECKED_IN: frozenset({SignupStatus.CHECKED_OUT}),
+        SignupStatus.CHECKED_OUT: frozenset({SignupStatus.CONFIRMED}),
+        **{s: frozenset() for s in (SignupStatus.WITHDRAWN, SignupStatus.CONFIRMED,
+                                    SignupStatus.NO_SHOW)},
+    },
     WishStatus: {
         WishStatus.SUBMITTED: frozenset(
             {WishStatus.ACCEPTED, WishStatus.DECLINED, WishStatus.WITHDRAWN}
@@ -159,6 +231,12 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
 ACTIVE_ASSIGNMENT = frozenset({A.PENDING, A.OFFERED, A.APPROVED, A.ACCEPTED})
 # Assignments that count as coverage: the unit is committed and the community agreed.
 CONFIRMED_ASSIGNMENT = frozenset({A.APPROVED, A.ACCEPTED})
+# Post claims that hold a place of the post's headcount.
+HOLDING_CLAIM = frozenset({PostClaimStatus.OFFERED, PostClaimStatus.PENDING,
+                           PostClaimStatus.CONFIRMED})
+# Sign-ups that hold a place of the session's headcount.
+HOLDING_SIGNUP = frozenset({SignupStatus.SIGNED_UP, SignupStatus.CHECKED_IN,
+                            SignupStatus.CHECKED_OUT, SignupStatus.CONFIRMED})
 # Demands whose coverage still moves with claims and dispatches.
 COVERAGE_STATES = frozenset({S.OPEN, S.PARTLY_COVERED, S.COVERED})
 # Demands on which work can be reported.

@@ -19,6 +19,15 @@ from web.models.lists import Category, DemandItem, MicroWish, ResourceItem, reso
 from web.models.matching import MatchProposal, MatchRun
 from web.models.people import ApiToken, Pairing, Role, RoleGrant, Unit, UnitType, User
 from web.models.places import Building, Community, Estate, Grid, Subdistrict
+from web.models.volunteers import (
+    ActivitySession,
+    PostClaim,
+    ServicePost,
+    SessionSignup,
+    TeamMember,
+    VolunteerProfile,
+    VolunteerTeam,
+)
 from web.models.work import Assignment, AuditEvent, ReportVolunteer, ServiceRecord, WorkReport
 
 __all__ = [
@@ -27,5 +36,7 @@ __all__ = [
     "RoleGrant", "ServiceRecord", "Subdistrict", "Unit", "UnitType", "User", "WorkReport",
     "resource_service_areas", "IdempotencyKey", "LedgerAccount", "LedgerEntry", "LedgerHead",
     "LedgerTransfer", "MarketItem", "MarketOrder", "MarketOrderLine", "PointLot",
-    "PointsRuleVersion", "StockCount", "StockCountLine", "StockMovement",
+    "PointsRuleVersion", "StockCount", "StockCountLine", "StockMovement", "ActivitySession",
+    "PostClaim", "ServicePost", "SessionSignup", "TeamMember", "VolunteerProfile",
+    "VolunteerTeam",
 ]

@@ -96,13 +96,19 @@ class ServiceRecord(Base):
     """One volunteer's verified hours on one report; the love bank credits each exactly once."""
 
     __tablename__ = "service_records"
-    __table_args__ = (UniqueConstraint("report_volunteer_id"),)
+    __table_args__ = (
+        UniqueConstraint("report_volunteer_id"),
+        UniqueConstraint("signup_id"),
+        # from a unit's work report line, or from a checked-out activity sign-up
+        CheckConstraint("(report_volunteer_id IS NULL) <> (signup_id IS NULL)", name="one_source"),
+    )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid5 of the report line
-    report_volunteer_id: Mapped[int] = mapped_column(ForeignKey("report_volunteers.id"))
-    report_id: Mapped[int] = mapped_column(ForeignKey("work_reports.id"), index=True)
-    demand_id: Mapped[int] = mapped_column(ForeignKey("demand_items.id"), index=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid5 of its source
+    report_volunteer_id: Mapped[int | None] = mapped_column(ForeignKey("report_volunteers.id"))
+    signup_id: Mapped[int | None] = mapped_column(ForeignKey("session_signups.id"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("work_reports.id"), index=True)
+    demand_id: Mapped[int | None] = mapped_column(ForeignKey("demand_items.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), index=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)

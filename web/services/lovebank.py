@@ -178,7 +178,7 @@ def credit_service_record(session: Session, record: ServiceRecord, *, actor: Act
     """
     if record.user_id is None:
         return None
-    source_key = f"service-record:{record.id}"
+    source_key = f"service-record:{record.id}"  # one credit per record, whatever races
     if session.scalar(select(LedgerTransfer.id).where(LedgerTransfer.source_key == source_key)):
         return None
     version = rules_in_force(session, record.community_id, record.served_on)
@@ -186,10 +186,12 @@ def credit_service_record(session: Session, record: ServiceRecord, *, actor: Act
         return None
     rules = parse_rules(version.document)
     community = session.get(Community, record.community_id)
-    demand = session.get(DemandItem, record.demand_id)
+    demand = session.get(DemandItem, record.demand_id) if record.demand_id else None
     category = session.get(Category, record.category_id)
-    award = points_for_service(rules, minutes=record.minutes, category=category.code,
-                               urgency=demand.urgency, vulnerable=demand.beneficiary_vulnerable)
+    award = points_for_service(
+        rules, minutes=record.minutes, category=category.code,
+        urgency=demand.urgency if demand else "normal",
+        vulnerable=bool(demand and demand.beneficiary_vulnerable))
     wallet = account(session, AccountKind.WALLET, community.id, record.user_id, now=now)
     lock_wallets(session, [wallet])
     points = _room(session, wallet, rules, award.points, record.served_on)
