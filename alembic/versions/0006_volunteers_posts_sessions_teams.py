@@ -12,7 +12,6 @@ Create Date: 2026-11-21 23:31:05.005507
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlalchemy as sa
 
 from alembic import op
 
