@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from web.api import (
+    activities,
     assignments,
     auth,
     demands,
@@ -16,12 +17,13 @@ from web.api import (
     resources,
     units,
     users,
+    volunteers,
     wishes,
 )
 from web.api.common import LinliApi
 
 BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes,
-              matching, lovebank, market)
+              matching, lovebank, market, volunteers, activities)
 
 
 def init_api(app: Flask) -> LinliApi:
