@@ -94,14 +94,12 @@ def save_profile(session: Session, *, actor: Actor, data: dict,
         VolunteerProfile.user_id == actor.user_id))
     created = profile is None
     if created:
-        profile = VolunteerProfile(user_id=actor.user_id, created_at=now, skills=[],
+        profile = VolunteerProfile(user_id=actor.user_id, created_at=now, updated_at=now, skills=[],
                                    preferred_categories=[], availability={})
         session.add(profile)
     profile.community_id, profile.grid_id = home.community_id, home.grid_id
-    for key in PROFILE_FIELDS:
-        if key in data:
-            setattr(profile, key, data[key])
-    _check_profile(session, profile)
+    with session.no_autoflush:
+        _fill(session, profile, data)
     profile.updated_at = now
     session.flush()
     if "unit_id" in data:
@@ -109,6 +107,13 @@ def save_profile(session: Session, *, actor: Actor, data: dict,
     audit.record(session, entity_type="volunteer_profiles", entity_id=profile.id,
                  action="created" if created else "updated", actor=actor, now=now)
     return profile
+
+
+def _fill(session: Session, profile: VolunteerProfile, data: dict) -> None:
+    for key in PROFILE_FIELDS:
+        if key in data:
+            setattr(profile, key, data[key])
+    _check_profile(session, profile)
 
 
 def _check_profile(session: Session, profile: VolunteerProfile) -> None:
