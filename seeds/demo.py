@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from seeds import demo_data as D
-from seeds import lovebank_demo
+from seeds import lovebank_demo, volunteers_demo
 from web.domain.actor import SYSTEM, Actor
 from web.errors import ConflictError
 from web.models import Category, RoleGrant, Subdistrict, User
@@ -258,6 +258,7 @@ class _County:
             self._run(plan)
         self._loose_wishes()
         lovebank_demo.open_shops(self)
+        volunteers_demo.build(self)
 
     # ---- small helpers ------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ POST_KINDS = ("policy_explanation", "civilised_promotion", "sanitation", "elderl
               "patrol", "building_head", "mediation", "child_care", "health_service", "other")
 PROFESSIONS = ("doctor", "nurse", "lawyer", "teacher", "electrician", "plumber", "social_worker",
                "police", "accountant", "engineer", "other")
+POST_FIELDS = ("kind", "category_id", "title", "description", "headcount", "schedule",
+               "required_skills")
 PROFILE_FIELDS = ("profession", "skills", "preferred_categories", "availability",
                   "is_party_member", "contact_consent", "lat", "lng", "is_active")
 
@@ -244,12 +246,10 @@ def create_post(session: Session, *, actor: Actor, community_id: int, data: dict
     get_or_404(session, Community, community_id)
     require(actor.is_system or actor.is_secretary_of(community_id),
             "only the community's secretary")
+    fields = {"description": "", "schedule": {}, "required_skills": [],
+              **{k: v for k, v in data.items() if k in POST_FIELDS}}
     post = ServicePost(community_id=community_id, taken=0, status=str(PostStatus.OPEN),
-                       created_by=actor.user_id, created_at=now, updated_at=now,
-                       description="", schedule={}, required_skills=[],
-                       **{k: v for k, v in data.items()
-                          if k in ("kind", "category_id", "title", "description", "headcount",
-                                   "schedule", "required_skills")})
+                       created_by=actor.user_id, created_at=now, updated_at=now, **fields)
     _check_post(session, post)
     session.add(post)
     session.flush()
@@ -269,7 +269,8 @@ def update_post(session: Session, *, actor: Actor, post_id: int, changes: dict,
     post = lock(session, ServicePost, post.id)
     status = changes.pop("status", None)
     for key, value in changes.items():
-        setattr(post, key, value)
+        if key in POST_FIELDS:
+            setattr(post, key, value)
     _check_post(session, post)
     post.updated_at = now
     if status and status != post.status:
