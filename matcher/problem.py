@@ -243,7 +243,11 @@ def _build(data: dict) -> Problem:
             raise ProblemError(f"demand {d['id']!r}: the window ends before it starts")
         d_start.append(-INF if start is None else start)
         d_end.append(INF if end is None else end)
-        d_week.append(FULL_WEEK if start is None else week_mask_of_window(start, end))
+        week = FULL_WEEK if start is None else week_mask_of_window(start, end)
+        if d.get("weekly"):  # a standing post's weekly schedule (same slots as availability)
+            week = tuple(a & b for a, b in zip(week, week_mask_of_slots(d["weekly"]),
+                                                strict=True))
+        d_week.append(week)
     spans: list[tuple[float, float]] = []
     span_ptr, r_week, area_ptr, area = [0], [], [0], []
     for r in resources:

@@ -140,3 +140,38 @@ def test_a_team_leader_signs_the_whole_team_up_and_hours_count_per_member(world)
                                  now=NOW + timedelta(hours=2))
     hours = activities.team_hours(world.session, actor=world.actor("sec_a1"), team_id=team.id)
     assert hours["minutes"] == 180 and len(hours["members"]) == 3
+
+
+def test_a_volunteer_run_proposes_people_for_open_posts_and_approval_offers_the_place(world):
+    from web.services import people_matching
+
+    p = post(world, headcount=2)
+    volunteer(world, "res_a1")
+    volunteer(world, "vol_2", preferred_categories=["legal"])  # not for elderly care
+    volunteer(world, "vol_3", skills=["理发"])
+    run = people_matching.create_people_run(world.session, actor=world.actor("sec_a1"),
+                                            community_id=world["a1"], now=NOW)
+    run = people_matching.execute_people_run(world.session, run_id=run.id, now=NOW)
+    assert (run.status, run.error, run.subject) == ("done", None, "volunteers")
+    proposals = people_matching.list_people_proposals(
+        world.session, actor=world.actor("sec_a1"), filters={"run_id": run.id}).items
+    proposed = {pr.user_id for pr in proposals}
+    assert proposed == {world.users["res_a1"], world.users["vol_3"]}  # vol_2 prefers legal
+    first = proposals[0]
+    approved = people_matching.approve_people_proposal(world.session, actor=world.actor("sec_a1"),
+                                                       proposal_id=first.id, now=NOW)
+    claim = volunteers.get_claim(world.session, actor=world.actor("sec_a1"),
+                                 claim_id=approved.claim_id)
+    assert claim.status == "offered" and claim.user_id == first.user_id
+    name = next(n for n, u in world.users.items() if u == first.user_id)
+    accepted = volunteers.answer_offer(world.session, actor=world.actor(name), claim_id=claim.id,
+                                       accept=True)
+    assert accepted.status == "confirmed"
+    second = proposals[1]
+    people_matching.reject_people_proposal(world.session, actor=world.actor("sec_a1"),
+                                           proposal_id=second.id, reason="本人近期外出")
+    again = people_matching.execute_people_run(
+        world.session, now=NOW, run_id=people_matching.create_people_run(
+            world.session, actor=world.actor("sec_a1"), community_id=world["a1"], now=NOW).id)
+    assert people_matching.list_people_proposals(
+        world.session, actor=world.actor("sec_a1"), filters={"run_id": again.id}).total == 0

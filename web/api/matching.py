@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from matcher.problem import MODES
 from web.api.common import PageArgs, ReasonIn, current_actor, db, page_of, page_out, split_args
 from web.services import matching as service
+from web.services import people_matching as people
 
 PREFIX = "/matching"
 blp = Blueprint("matching", __name__,
@@ -51,6 +52,8 @@ class RunOut(Schema):
     community_id = fields.Integer(allow_none=True)
     subdistrict_id = fields.Integer(allow_none=True)
     mode = fields.String()
+    subject = fields.String(metadata={"description": "units (to demands) or volunteers "
+                                                     "(to service posts)"})
     status = fields.String(metadata={"description": "queued, running, done or failed"})
     progress = fields.Integer(metadata={"description": "0–100"})
     params = fields.Dict()
@@ -244,3 +247,102 @@ class ProposalReject(MethodView):
         """Reject with a reason; the pair is not proposed again unless a run asks for it."""
         return present(service.reject_proposal(db(), actor=current_actor(),
                                                proposal_id=proposal_id, **data))
+
+
+# ---- volunteers to service posts (same engine, same flow) -------------------------------------
+
+class PeopleRunIn(Schema):
+    community_id = fields.Integer(allow_none=True, load_default=None)
+    subdistrict_id = fields.Integer(allow_none=True, load_default=None)
+    time_limit = fields.Float(load_default=service.DEFAULT_TIME_LIMIT,
+                              validate=validate.Range(min=0.1, max=service.MAX_TIME_LIMIT))
+    seed = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**31 - 1))
+    weights = fields.Dict(keys=fields.String(), values=fields.Integer(), load_default=dict)
+    include_rejected = fields.Boolean(load_default=False)
+
+
+class PeopleProposalOut(Schema):
+    id = fields.Integer()
+    run_id = fields.Integer()
+    post_id = fields.Integer()
+    user_id = fields.Integer()
+    community_id = fields.Integer()
+    score = fields.Integer()
+    terms = fields.Dict(keys=fields.String(), values=fields.Integer())
+    why = fields.Function(lambda p: [
+        {"term": t, "points": v, "text": TERM_WORDS.get(t, t)}
+        for t, v in sorted(p.terms.items(), key=lambda kv: -abs(kv[1])) if v])
+    status = fields.String()
+    claim_id = fields.Integer(allow_none=True)
+    reason = fields.String(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class PeopleProposalArgs(PageArgs):
+    run_id = fields.Integer()
+    post_id = fields.Integer()
+    user_id = fields.Integer()
+    community_id = fields.Integer()
+    status = fields.String()
+
+
+@blp.route("/volunteer-runs")
+class PeopleRuns(MethodView):
+    @blp.arguments(PeopleRunIn)
+    @blp.response(201, RunOut)
+    def post(self, data):
+        """Propose volunteers for the open service posts of a community or subdistrict
+        (runs within the request)."""
+        scope, params = _split(data)
+        run = people.create_people_run(db(), actor=current_actor(), params=params, **scope)
+        return people.execute_people_run(db(), run_id=run.id)
+
+
+@blp.route("/volunteer-runs/<int:run_id>")
+class PeopleRunView(MethodView):
+    @blp.response(200, RunOut)
+    def get(self, run_id):
+        """One volunteer run with its figures."""
+        return people.get_people_run(db(), actor=current_actor(), run_id=run_id)
+
+
+@blp.route("/volunteer-runs/<int:run_id>/approve-all")
+class PeopleApproveAll(MethodView):
+    @blp.response(200, Schema.from_dict({"outcomes": fields.List(fields.Dict())},
+                                        name="PeopleApproveAllOut"))
+    def post(self, run_id):
+        """Approve every open proposal of the run, each on its own (stale ones are reported)."""
+        return {"outcomes": people.approve_people_run(db(), actor=current_actor(),
+                                                      run_id=run_id)}
+
+
+@blp.route("/volunteer-proposals")
+class PeopleProposals(MethodView):
+    @blp.arguments(PeopleProposalArgs, location="query")
+    @blp.response(200, page_of(PeopleProposalOut, "VolunteerProposalPage"))
+    def get(self, args):
+        """Volunteers proposed for posts, with the score in words."""
+        filters, page, per_page = split_args(args)
+        return page_out(people.list_people_proposals(db(), actor=current_actor(),
+                                                     filters=filters, page=page,
+                                                     per_page=per_page))
+
+
+@blp.route("/volunteer-proposals/<int:proposal_id>/approve")
+class PeopleApprove(MethodView):
+    @blp.response(200, PeopleProposalOut)
+    def post(self, proposal_id):
+        """Approve: the volunteer is offered the place (409 stale_proposal if it changed)."""
+        return people.approve_people_proposal(db(), actor=current_actor(),
+                                              proposal_id=proposal_id)
+
+
+@blp.route("/volunteer-proposals/<int:proposal_id>/reject")
+class PeopleReject(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, PeopleProposalOut)
+    def post(self, data, proposal_id):
+        """Reject with a reason: the pair is not proposed again unless asked."""
+        return people.reject_people_proposal(db(), actor=current_actor(),
+                                             proposal_id=proposal_id, **data)

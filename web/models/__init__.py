@@ -16,7 +16,7 @@ from web.models.ledger import (
     StockMovement,
 )
 from web.models.lists import Category, DemandItem, MicroWish, ResourceItem, resource_service_areas
-from web.models.matching import MatchProposal, MatchRun
+from web.models.matching import MatchProposal, MatchRun, VolunteerProposal
 from web.models.people import ApiToken, Pairing, Role, RoleGrant, Unit, UnitType, User
 from web.models.places import Building, Community, Estate, Grid, Subdistrict
 from web.models.volunteers import (
@@ -38,5 +38,5 @@ __all__ = [
     "LedgerTransfer", "MarketItem", "MarketOrder", "MarketOrderLine", "PointLot",
     "PointsRuleVersion", "StockCount", "StockCountLine", "StockMovement", "ActivitySession",
     "PostClaim", "ServicePost", "SessionSignup", "TeamMember", "VolunteerProfile",
-    "VolunteerTeam",
+    "VolunteerTeam", "VolunteerProposal",
 ]

@@ -24,6 +24,8 @@ class MatchRun(Base):
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
     subdistrict_id: Mapped[int | None] = mapped_column(ForeignKey("subdistricts.id"), index=True)
     mode: Mapped[str] = mapped_column(String(8))
+    # what is matched: units' resources to demands, or volunteers to service posts
+    subject: Mapped[str] = mapped_column(String(12), default="units", server_default="units")
     status: Mapped[str] = mapped_column(String(16), index=True)
     # time_limit, seed, weights, pinned, forbidden, include_rejected: what the run was asked
     params: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -67,3 +69,26 @@ class MatchProposal(Base):
     demand = relationship("DemandItem")
     resource = relationship("ResourceItem")
     unit = relationship("Unit")
+
+
+class VolunteerProposal(Base):
+    """A volunteer the optimiser proposes for a service post; approved, it becomes an offer of
+    the place that the volunteer accepts or declines."""
+
+    __tablename__ = "volunteer_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("match_runs.id"), index=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("service_posts.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    post_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    profile_updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("post_claims.id"))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
