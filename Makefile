@@ -36,6 +36,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/match_bench.py
 	$(BIN)/python bench/claims.py
+	$(BIN)/python bench/ledger_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -77,14 +77,10 @@ def upgrade() -> None:
     sa.Column('detail', sa.JSON(), nullable=True),
     sa.Column('created_by', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('chain_seq', sa.Integer(), nullable=False),
-    sa.Column('prev_hash', sa.String(length=64), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_ledger_transfers_community_id_communities')),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_ledger_transfers_created_by_users')),
     sa.ForeignKeyConstraint(['reverses_id'], ['ledger_transfers.id'], name=op.f('fk_ledger_transfers_reverses_id_ledger_transfers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_transfers')),
-    sa.UniqueConstraint('community_id', 'chain_seq', name=op.f('uq_ledger_transfers_community_id_chain_seq')),
     sa.UniqueConstraint('reverses_id', name=op.f('uq_ledger_transfers_reverses_id')),
     sa.UniqueConstraint('source_key', name=op.f('uq_ledger_transfers_source_key'))
     )
@@ -93,6 +89,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ledger_transfers_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_transfers_kind'), ['kind'], unique=False)
 
+    op.create_table('ledger_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('community_id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('transfer_id', sa.Integer(), nullable=False),
+    sa.Column('prev_hash', sa.String(length=64), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['communities.id'], name=op.f('fk_ledger_links_community_id_communities')),
+    sa.ForeignKeyConstraint(['transfer_id'], ['ledger_transfers.id'], name=op.f('fk_ledger_links_transfer_id_ledger_transfers')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_links')),
+    sa.UniqueConstraint('community_id', 'seq', name=op.f('uq_ledger_links_community_id_seq')),
+    sa.UniqueConstraint('transfer_id', name=op.f('uq_ledger_links_transfer_id'))
+    )
     op.create_table('market_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('community_id', sa.Integer(), nullable=False),
@@ -291,7 +300,8 @@ def upgrade() -> None:
     _append_only_up()
 
 
-APPEND_ONLY = ("points_rules", "ledger_transfers", "ledger_entries", "stock_movements",
+APPEND_ONLY = ("points_rules", "ledger_transfers", "ledger_entries", "ledger_links",
+               "stock_movements",
                "stock_counts", "stock_count_lines")
 
 
@@ -400,6 +410,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ledger_transfers_created_at'))
         batch_op.drop_index(batch_op.f('ix_ledger_transfers_community_id'))
 
+    op.drop_table('ledger_links')
     op.drop_table('ledger_transfers')
     op.drop_table('ledger_heads')
     with op.batch_alter_table('ledger_accounts', schema=None) as batch_op:

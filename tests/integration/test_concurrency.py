@@ -9,24 +9,18 @@ released together by a barrier.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import time
-import traceback
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from tests.conftest import NOW, migrate
-from tests.factories import World, build_world, make_demand, make_resource, make_unit
+from tests.factories import build_world, make_demand, make_resource, make_unit
+from tests.integration.fresh_db import WAIT, FreshDatabase, Outcome, at_once, post_json
+from tests.integration.fresh_db import postgres_database as _postgres_database
 from web.app import create_app
 from web.config import Settings
 from web.db import make_engine, make_session_factory
@@ -39,47 +33,10 @@ from web.services.auth import issue_token
 pytestmark = pytest.mark.db
 
 CROWD = 32          # units racing for the same demand
-WAIT = 60           # seconds a thread may take before the test calls it a deadlock
 ENGINE_OPTIONS = {"pool_size": 40, "max_overflow": 10, "pool_timeout": WAIT}
 
 
 # ---- a fresh database with committed data ---------------------------------------------------
-
-@dataclass
-class FreshDatabase:
-    """A migrated database of its own, its engine (40 pooled connections) and a committed world."""
-
-    url: str
-    engine: Engine
-    factory: sessionmaker[Session]
-    world: World
-
-    def settle(self) -> None:
-        """End the set-up session's transaction (on SQLite a read holds BEGIN IMMEDIATE's lock)."""
-        self.world.session.commit()
-
-
-def _postgres_database(base_url: str, suffix: str):
-    """Create `<test db>_<suffix>` on the test server; yield its URL; drop it afterwards."""
-    base = make_url(base_url)
-    name = f"{base.database}_{suffix}"
-    server = make_engine(base_url, isolation_level="AUTOCOMMIT")
-
-    def drop(conn) -> None:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-
-    with server.connect() as conn:
-        drop(conn)  # a leftover from an interrupted run
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as conn:
-            drop(conn)
-        server.dispose()
-
 
 @pytest.fixture(scope="module")
 def fresh_url(tmp_path_factory):
@@ -144,38 +101,6 @@ def new_demand(db: FreshDatabase, quantity: int) -> int:
 
 
 # ---- firing at the same moment ---------------------------------------------------------------
-
-@dataclass
-class Outcome:
-    value: object = None
-    error: BaseException | None = None
-    trace: str = ""
-
-
-def at_once(count: int, call: Callable[[int], object]) -> list[Outcome]:
-    """Run call(0) … call(count-1) in `count` threads released together; fail on a hang."""
-    barrier = threading.Barrier(count)
-    outcomes = [Outcome() for _ in range(count)]
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=WAIT)
-            outcomes[i].value = call(i)
-        except BaseException as exc:  # every outcome is checked by the test
-            outcomes[i].error = exc
-            outcomes[i].trace = traceback.format_exc()
-
-    threads = [threading.Thread(target=worker, args=(i,), name=f"racer-{i}", daemon=True)
-               for i in range(count)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + WAIT
-    for t in threads:
-        t.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = [t.name for t in threads if t.is_alive()]
-    assert not stuck, f"threads still running after {WAIT}s (deadlock?): {stuck}"
-    return outcomes
-
 
 def in_own_session(db: FreshDatabase, service, **kwargs) -> int:
     """Call a service function in a session of its own; the id of the row it returns."""
@@ -337,18 +262,6 @@ def live_server(fresh):
     thread.join(timeout=WAIT)
     server.server_close()
     app.extensions["linli"].engine.dispose()
-
-
-def post_json(url: str, token: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=WAIT) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, json.loads(error.read())
 
 
 def test_32_simultaneous_claim_requests_yield_one_201_and_31_409s(fresh, crowd, live_server):

@@ -145,7 +145,7 @@ def test_a_team_leader_signs_the_whole_team_up_and_hours_count_per_member(world)
 def test_a_volunteer_run_proposes_people_for_open_posts_and_approval_offers_the_place(world):
     from web.services import people_matching
 
-    p = post(world, headcount=2)
+    post(world, headcount=2)
     volunteer(world, "res_a1")
     volunteer(world, "vol_2", preferred_categories=["legal"])  # not for elderly care
     volunteer(world, "vol_3", skills=["理发"])

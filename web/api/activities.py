@@ -22,14 +22,14 @@ blp = Blueprint("activities", __name__, description="Activity sessions and sign-
 
 
 class ActivitySessionIn(Schema):
-    demand_id = fields.Integer()
-    post_id = fields.Integer()
+    demand_id = fields.Integer(strict=True)
+    post_id = fields.Integer(strict=True)
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     place = fields.String(required=True, validate=validate.Length(min=1, max=300))
     starts_at = fields.AwareDateTime(required=True)
     ends_at = fields.AwareDateTime(required=True)
-    headcount = fields.Integer(required=True, validate=validate.Range(min=1, max=10_000))
-    organiser_id = fields.Integer()
+    headcount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000))
+    organiser_id = fields.Integer(strict=True)
 
     @validates_schema
     def _order(self, data, **_):
@@ -38,18 +38,18 @@ class ActivitySessionIn(Schema):
 
 
 class ActivitySessionOut(Schema):
-    id = fields.Integer()
-    community_id = fields.Integer()
-    demand_id = fields.Integer(allow_none=True)
-    post_id = fields.Integer(allow_none=True)
-    category_id = fields.Integer()
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
+    demand_id = fields.Integer(strict=True, allow_none=True)
+    post_id = fields.Integer(strict=True, allow_none=True)
+    category_id = fields.Integer(strict=True)
     title = fields.String()
     place = fields.String()
     starts_at = fields.DateTime()
     ends_at = fields.DateTime()
-    headcount = fields.Integer()
+    headcount = fields.Integer(strict=True)
     status = fields.String()
-    organiser_id = fields.Integer(allow_none=True)
+    organiser_id = fields.Integer(strict=True, allow_none=True)
     created_at = fields.DateTime()
 
 
@@ -67,15 +67,15 @@ class ActivitySessionArgs(PageArgs):
 
 
 class SignupOut(Schema):
-    id = fields.Integer()
-    session_id = fields.Integer()
-    user_id = fields.Integer()
-    team_id = fields.Integer(allow_none=True)
+    id = fields.Integer(strict=True)
+    session_id = fields.Integer(strict=True)
+    user_id = fields.Integer(strict=True)
+    team_id = fields.Integer(strict=True, allow_none=True)
     status = fields.String()
     signed_up_at = fields.DateTime()
     checked_in_at = fields.DateTime(allow_none=True)
     checked_out_at = fields.DateTime(allow_none=True)
-    minutes = fields.Integer(allow_none=True)
+    minutes = fields.Integer(strict=True, allow_none=True)
     service_record_id = fields.String(allow_none=True)
 
 
@@ -87,16 +87,16 @@ class SignupArgs(PageArgs):
 
 
 class SignUpIn(Schema):
-    team_id = fields.Integer(metadata={"description": "the leader signs the whole team up"})
+    team_id = fields.Integer(strict=True, metadata={"description": "the leader signs the whole team up"})
 
 
 class ClockIn(Schema):
     code = fields.String(validate=validate.Length(max=12))
-    user_id = fields.Integer(metadata={"description": "the organiser checks someone in or out"})
+    user_id = fields.Integer(strict=True, metadata={"description": "the organiser checks someone in or out"})
 
 
 class HoursConfirmIn(Schema):
-    minutes = fields.Integer(validate=validate.Range(min=1, max=1440))
+    minutes = fields.Integer(strict=True, validate=validate.Range(min=1, max=1440))
 
 
 class CloseIn(OptionalReasonIn):
@@ -194,8 +194,8 @@ class SignupConfirm(MethodView):
 
 @blp.route("/teams/<int:team_id>/hours")
 class TeamHours(MethodView):
-    @blp.response(200, Schema.from_dict({"team_id": fields.Integer(),
-                                         "minutes": fields.Integer(),
+    @blp.response(200, Schema.from_dict({"team_id": fields.Integer(strict=True),
+                                         "minutes": fields.Integer(strict=True),
                                          "members": fields.List(fields.Dict())},
                                         name="TeamHoursOut"))
     def get(self, team_id):

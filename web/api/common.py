@@ -75,7 +75,10 @@ def error_body(status: int, code: str, message: str, fields_: dict | None = None
 
 
 def handle_linli_error(exc: LinliError):
-    extra = {k: v for k, v in exc.params.items() if k not in ("detail",)}
+    # a parameter named like a field of the shape (an object's `status`, say) keeps its value
+    # under `current_<name>` instead of replacing the error's own field
+    extra = {(f"current_{k}" if k in ("status", "code", "message", "fields") else k): v
+             for k, v in exc.params.items() if k != "detail"}
     return error_body(exc.status, exc.code, exc.message, exc.fields, **extra), exc.status
 
 

@@ -36,71 +36,72 @@ class RulesIn(Schema):
 
 
 class RulesOut(Schema):
-    id = fields.Integer()
-    community_id = fields.Integer()
-    version = fields.Integer()
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
+    version = fields.Integer(strict=True)
     effective_from = fields.Date()
     document = fields.Dict()
     note = fields.String(allow_none=True)
-    created_by = fields.Integer(allow_none=True)
+    created_by = fields.Integer(strict=True, allow_none=True)
     created_at = fields.DateTime()
 
 
 class SettingsIn(Schema):
-    points_expiry_months = fields.Integer(allow_none=True)
+    points_expiry_months = fields.Integer(strict=True, allow_none=True)
     allow_gifts = fields.Boolean()
-    collect_within_days = fields.Integer()
-    fund_match_percent = fields.Integer()
+    collect_within_days = fields.Integer(strict=True)
+    fund_match_percent = fields.Integer(strict=True)
 
 
 class SettingsOut(SettingsIn):
-    id = fields.Integer()
+    id = fields.Integer(strict=True)
     name = fields.String()
 
 
 class EntryOut(Schema):
-    account_id = fields.Integer()
-    lot_id = fields.Integer(allow_none=True)
-    amount = fields.Integer()
+    account_id = fields.Integer(strict=True)
+    lot_id = fields.Integer(strict=True, allow_none=True)
+    amount = fields.Integer(strict=True)
 
 
 class TransferOut(Schema):
-    id = fields.Integer()
-    community_id = fields.Integer()
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
     asset = fields.String()
     kind = fields.String()
     reason = fields.String()
     source_type = fields.String()
     source_id = fields.String(allow_none=True)
-    reverses_id = fields.Integer(allow_none=True)
-    rule_version = fields.Integer(allow_none=True)
+    reverses_id = fields.Integer(strict=True, allow_none=True)
+    rule_version = fields.Integer(strict=True, allow_none=True)
     detail = fields.Dict(allow_none=True)
-    created_by = fields.Integer(allow_none=True)
+    created_by = fields.Integer(strict=True, allow_none=True)
     created_at = fields.DateTime()
-    chain_seq = fields.Integer()
-    hash = fields.String()
+    chain_seq = fields.Function(lambda t: t.link.seq if t.link else None, metadata={
+        "description": "its place in the community's hash chain"})
+    hash = fields.Function(lambda t: t.link.hash if t.link else None)
     entries = fields.List(fields.Nested(EntryOut))
 
 
 class AwardIn(Schema):
-    community_id = fields.Integer(required=True)
+    community_id = fields.Integer(strict=True, required=True)
     activity = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    user_ids = fields.List(fields.Integer(), required=True, validate=validate.Length(min=1, max=1000))
+    user_ids = fields.List(fields.Integer(strict=True), required=True, validate=validate.Length(min=1, max=1000))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
     day = fields.Date()
 
 
 class GiftIn(Schema):
-    community_id = fields.Integer(required=True)
-    to_user_id = fields.Integer(required=True)
-    points = fields.Integer(required=True, validate=validate.Range(min=1, max=1_000_000))
+    community_id = fields.Integer(strict=True, required=True)
+    to_user_id = fields.Integer(strict=True, required=True)
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=1_000_000))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
 class AdjustIn(Schema):
-    community_id = fields.Integer(required=True)
-    user_id = fields.Integer(required=True)
-    points = fields.Integer(required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
+    community_id = fields.Integer(strict=True, required=True)
+    user_id = fields.Integer(strict=True, required=True)
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(min=-1_000_000, max=1_000_000))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
@@ -109,33 +110,33 @@ class ReverseIn(Schema):
 
 
 class LotOut(Schema):
-    id = fields.Integer()
+    id = fields.Integer(strict=True)
     origin = fields.String()
     earned_on = fields.Date()
     expires_on = fields.Date(allow_none=True)
-    amount = fields.Integer()
-    remaining = fields.Integer()
+    amount = fields.Integer(strict=True)
+    remaining = fields.Integer(strict=True)
 
 
 class LineOut(Schema):
     at = fields.DateTime()
-    amount = fields.Integer()
+    amount = fields.Integer(strict=True)
     kind = fields.String()
     reason = fields.String()
     source_type = fields.String()
     source_id = fields.String(allow_none=True)
-    transfer_id = fields.Integer()
-    rule_version = fields.Integer(allow_none=True)
-    lots = fields.List(fields.Integer())
+    transfer_id = fields.Integer(strict=True)
+    rule_version = fields.Integer(strict=True, allow_none=True)
+    lots = fields.List(fields.Integer(strict=True))
 
 
 class WalletOut(Schema):
-    community_id = fields.Integer()
-    user_id = fields.Integer()
-    balance = fields.Integer()
-    usable = fields.Integer(metadata={"description": "balance less lots past their expiry day"})
+    community_id = fields.Integer(strict=True)
+    user_id = fields.Integer(strict=True)
+    balance = fields.Integer(strict=True)
+    usable = fields.Integer(strict=True, metadata={"description": "balance less lots past their expiry day"})
     expiring = fields.List(fields.Nested(Schema.from_dict(
-        {"on": fields.Date(), "points": fields.Integer()}, name="ExpiringOut")),
+        {"on": fields.Date(), "points": fields.Integer(strict=True)}, name="ExpiringOut")),
         metadata={"description": "points that lapse, by day, soonest first"})
     lots = fields.List(fields.Nested(LotOut))
     lines = fields.List(fields.Nested(LineOut))
@@ -147,11 +148,11 @@ class StatementArgs(Schema):
 
 
 class AccountOut(Schema):
-    id = fields.Integer()
+    id = fields.Integer(strict=True)
     kind = fields.String()
     asset = fields.String()
-    community_id = fields.Integer()
-    balance = fields.Integer()
+    community_id = fields.Integer(strict=True)
+    balance = fields.Integer(strict=True)
 
 
 class TransferArgs(PageArgs):

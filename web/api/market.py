@@ -26,29 +26,26 @@ class ItemIn(Schema):
     category = fields.String(required=True, validate=validate.Length(min=1, max=40))
     kind = fields.String(required=True, validate=validate.OneOf(["goods", "service"]))
     description = fields.String(validate=validate.Length(max=5000))
-    points_price = fields.Integer(required=True, validate=validate.Range(min=1, max=1_000_000))
-    monthly_limit = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1000))
+    points_price = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=1_000_000))
+    monthly_limit = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=1000))
     visible_from = fields.AwareDateTime(allow_none=True)
     visible_until = fields.AwareDateTime(allow_none=True)
-    value_fen = fields.Integer(validate=validate.Range(min=0, max=10**9))
+    value_fen = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**9))
     photo_url = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
 class ItemCreateIn(ItemIn):
-    community_id = fields.Integer(required=True)
+    community_id = fields.Integer(strict=True, required=True)
 
 
 class ItemPatch(ItemIn):
     is_active = fields.Boolean()
 
-    class Meta:
-        partial = True
-
 
 class ItemOut(ItemIn):
-    id = fields.Integer()
-    community_id = fields.Integer()
-    stock = fields.Integer(allow_none=True)
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
+    stock = fields.Integer(strict=True, allow_none=True)
     is_active = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -62,39 +59,39 @@ class ItemArgs(PageArgs):
 
 
 class LineIn(Schema):
-    item_id = fields.Integer(required=True)
-    quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=99))
+    item_id = fields.Integer(strict=True, required=True)
+    quantity = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=99))
 
 
 class OrderIn(Schema):
-    community_id = fields.Integer(required=True)
+    community_id = fields.Integer(strict=True, required=True)
     lines = fields.List(fields.Nested(LineIn), required=True,
                         validate=validate.Length(min=1, max=service.MAX_LINES))
-    user_id = fields.Integer(metadata={"description": "at the counter: the resident served "
+    user_id = fields.Integer(strict=True, metadata={"description": "at the counter: the resident served "
                                                       "(the clerk orders; handed over at once)"})
 
 
 class OrderLineOut(Schema):
-    item_id = fields.Integer()
+    item_id = fields.Integer(strict=True)
     name = fields.Function(lambda line: line.item.name)
-    quantity = fields.Integer()
-    points_each = fields.Integer()
-    value_fen_each = fields.Integer()
+    quantity = fields.Integer(strict=True)
+    points_each = fields.Integer(strict=True)
+    value_fen_each = fields.Integer(strict=True)
 
 
 class OrderOut(Schema):
-    id = fields.Integer()
-    community_id = fields.Integer()
-    user_id = fields.Integer()
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
+    user_id = fields.Integer(strict=True)
     code = fields.String()
     status = fields.String()
-    total_points = fields.Integer()
-    transfer_id = fields.Integer()
-    refund_transfer_id = fields.Integer(allow_none=True)
+    total_points = fields.Integer(strict=True)
+    transfer_id = fields.Integer(strict=True)
+    refund_transfer_id = fields.Integer(strict=True, allow_none=True)
     collect_by = fields.DateTime()
     at_counter = fields.Boolean()
     created_at = fields.DateTime()
-    handed_over_by = fields.Integer(allow_none=True)
+    handed_over_by = fields.Integer(strict=True, allow_none=True)
     handed_over_at = fields.DateTime(allow_none=True)
     lines = fields.List(fields.Nested(OrderLineOut))
 
@@ -114,35 +111,35 @@ class HandOverIn(Schema):
 
 
 class DonationIn(Schema):
-    quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=100_000))
-    value_fen = fields.Integer(required=True, validate=validate.Range(min=0, max=10**9))
+    quantity = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=100_000))
+    value_fen = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=10**9))
     reason = fields.String(validate=validate.Length(max=500))
-    unit_id = fields.Integer()
-    donor_user_id = fields.Integer()
+    unit_id = fields.Integer(strict=True)
+    donor_user_id = fields.Integer(strict=True)
     donor_name = fields.String(validate=validate.Length(max=100))
 
 
 class PurchaseIn(Schema):
-    quantity = fields.Integer(required=True, validate=validate.Range(min=1, max=100_000))
-    cost_fen = fields.Integer(required=True, validate=validate.Range(min=1, max=10**9))
+    quantity = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=100_000))
+    cost_fen = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10**9))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
 class MovementOut(Schema):
-    id = fields.Integer()
-    item_id = fields.Integer()
-    community_id = fields.Integer()
-    delta = fields.Integer()
+    id = fields.Integer(strict=True)
+    item_id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
+    delta = fields.Integer(strict=True)
     kind = fields.String()
     reason = fields.String(allow_none=True)
-    unit_id = fields.Integer(allow_none=True)
-    donor_user_id = fields.Integer(allow_none=True)
+    unit_id = fields.Integer(strict=True, allow_none=True)
+    donor_user_id = fields.Integer(strict=True, allow_none=True)
     donor_name = fields.String(allow_none=True)
-    value_fen = fields.Integer()
-    order_id = fields.Integer(allow_none=True)
-    fund_transfer_id = fields.Integer(allow_none=True)
-    count_id = fields.Integer(allow_none=True)
-    created_by = fields.Integer(allow_none=True)
+    value_fen = fields.Integer(strict=True)
+    order_id = fields.Integer(strict=True, allow_none=True)
+    fund_transfer_id = fields.Integer(strict=True, allow_none=True)
+    count_id = fields.Integer(strict=True, allow_none=True)
+    created_by = fields.Integer(strict=True, allow_none=True)
     created_at = fields.DateTime()
 
 
@@ -154,49 +151,49 @@ class MovementArgs(PageArgs):
 
 
 class CountLineIn(Schema):
-    item_id = fields.Integer(required=True)
-    counted = fields.Integer(required=True, validate=validate.Range(min=0, max=10**7))
+    item_id = fields.Integer(strict=True, required=True)
+    counted = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=10**7))
 
 
 class CountIn(Schema):
-    community_id = fields.Integer(required=True)
+    community_id = fields.Integer(strict=True, required=True)
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
     lines = fields.List(fields.Nested(CountLineIn), required=True,
                         validate=validate.Length(min=1, max=1000))
 
 
 class CountLineOut(Schema):
-    item_id = fields.Integer()
-    expected = fields.Integer()
-    counted = fields.Integer()
+    item_id = fields.Integer(strict=True)
+    expected = fields.Integer(strict=True)
+    counted = fields.Integer(strict=True)
     difference = fields.Function(lambda line: line.counted - line.expected)
 
 
 class CountOut(Schema):
-    id = fields.Integer()
-    community_id = fields.Integer()
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
     reason = fields.String()
-    created_by = fields.Integer(allow_none=True)
+    created_by = fields.Integer(strict=True, allow_none=True)
     created_at = fields.DateTime()
     lines = fields.List(fields.Nested(CountLineOut))
 
 
 class MoneyIn(Schema):
-    community_id = fields.Integer(required=True)
-    amount_fen = fields.Integer(required=True, validate=validate.Range(min=1, max=10**9))
+    community_id = fields.Integer(strict=True, required=True)
+    amount_fen = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10**9))
     donor_type = fields.String(required=True, validate=validate.OneOf(["unit", "resident",
                                                                         "other"]))
-    unit_id = fields.Integer()
+    unit_id = fields.Integer(strict=True)
     donor_name = fields.String(validate=validate.Length(max=100))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
 
 
 class FundOut(Schema):
-    community_id = fields.Integer()
-    balance_fen = fields.Integer()
-    donations_fen = fields.Integer()
-    matching_grants_fen = fields.Integer()
-    purchases_fen = fields.Integer()
+    community_id = fields.Integer(strict=True)
+    balance_fen = fields.Integer(strict=True)
+    donations_fen = fields.Integer(strict=True)
+    matching_grants_fen = fields.Integer(strict=True)
+    purchases_fen = fields.Integer(strict=True)
 
 
 @blp.route("/items")
@@ -226,7 +223,7 @@ class Item(MethodView):
         """One item of the catalogue."""
         return service.get_item(db(), actor=current_actor(), item_id=item_id)
 
-    @blp.arguments(ItemPatch)
+    @blp.arguments(ItemPatch(partial=True))
     @blp.response(200, ItemOut)
     def patch(self, data, item_id):
         """Change an item's details (stock moves only through stock movements)."""

@@ -26,9 +26,9 @@ Tags = fields.List(fields.String(validate=validate.Length(min=1, max=30)),
 
 
 class ProfileIn(Schema):
-    community_id = fields.Integer(metadata={"description": "home community, if you live in "
+    community_id = fields.Integer(strict=True, metadata={"description": "home community, if you live in "
                                                            "several"})
-    unit_id = fields.Integer(allow_none=True, metadata={
+    unit_id = fields.Integer(strict=True, allow_none=True, metadata={
         "description": "your employer: reports you to your home community (报到)"})
     profession = fields.String(allow_none=True, validate=validate.OneOf(service.PROFESSIONS))
     skills = Tags
@@ -42,12 +42,12 @@ class ProfileIn(Schema):
 
 
 class ProfileOut(Schema):
-    id = fields.Integer()
-    user_id = fields.Integer()
+    id = fields.Integer(strict=True)
+    user_id = fields.Integer(strict=True)
     name = fields.Function(lambda p: p.user.display_name)
-    community_id = fields.Integer()
-    grid_id = fields.Integer(allow_none=True)
-    unit_id = fields.Integer(allow_none=True)
+    community_id = fields.Integer(strict=True)
+    grid_id = fields.Integer(strict=True, allow_none=True)
+    unit_id = fields.Integer(strict=True, allow_none=True)
     report_status = fields.String(allow_none=True)
     report_reason = fields.String(allow_none=True)
     profession = fields.String(allow_none=True)
@@ -80,29 +80,26 @@ class DecideIn(Schema):
 
 class PostIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(service.POST_KINDS))
-    category_id = fields.Integer(required=True)
+    category_id = fields.Integer(strict=True, required=True)
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(validate=validate.Length(max=5000))
-    headcount = fields.Integer(required=True, validate=validate.Range(min=1, max=10_000))
+    headcount = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000))
     schedule = fields.Nested(Availability)
     required_skills = Tags
 
 
 class PostCreateIn(PostIn):
-    community_id = fields.Integer(required=True)
+    community_id = fields.Integer(strict=True, required=True)
 
 
 class PostPatch(PostIn):
     status = fields.String(validate=validate.OneOf(["open", "closed"]))
 
-    class Meta:
-        partial = True
-
 
 class PostOut(PostIn):
-    id = fields.Integer()
-    community_id = fields.Integer()
-    taken = fields.Integer()
+    id = fields.Integer(strict=True)
+    community_id = fields.Integer(strict=True)
+    taken = fields.Integer(strict=True)
     places_left = fields.Function(lambda p: p.headcount - p.taken)
     schedule = fields.Dict()
     status = fields.String()
@@ -118,14 +115,14 @@ class PostArgs(PageArgs):
 
 
 class ClaimOut(Schema):
-    id = fields.Integer()
-    post_id = fields.Integer()
-    user_id = fields.Integer()
+    id = fields.Integer(strict=True)
+    post_id = fields.Integer(strict=True)
+    user_id = fields.Integer(strict=True)
     status = fields.String()
     origin = fields.String()
     reason = fields.String(allow_none=True)
     created_at = fields.DateTime()
-    decided_by = fields.Integer(allow_none=True)
+    decided_by = fields.Integer(strict=True, allow_none=True)
     decided_at = fields.DateTime(allow_none=True)
 
 
@@ -143,25 +140,25 @@ class AnswerIn(Schema):
 
 class TeamIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    leader_id = fields.Integer(required=True)
-    member_ids = fields.List(fields.Integer(), load_default=list,
+    leader_id = fields.Integer(strict=True, required=True)
+    member_ids = fields.List(fields.Integer(strict=True), load_default=list,
                              validate=validate.Length(max=500))
-    community_id = fields.Integer()
-    unit_id = fields.Integer()
+    community_id = fields.Integer(strict=True)
+    unit_id = fields.Integer(strict=True)
     speciality = fields.String(validate=validate.Length(max=100))
 
 
 class MembersIn(Schema):
-    add = fields.List(fields.Integer(), load_default=list, validate=validate.Length(max=500))
-    remove = fields.List(fields.Integer(), load_default=list, validate=validate.Length(max=500))
+    add = fields.List(fields.Integer(strict=True), load_default=list, validate=validate.Length(max=500))
+    remove = fields.List(fields.Integer(strict=True), load_default=list, validate=validate.Length(max=500))
 
 
 class TeamOut(Schema):
-    id = fields.Integer()
+    id = fields.Integer(strict=True)
     name = fields.String()
-    community_id = fields.Integer(allow_none=True)
-    unit_id = fields.Integer(allow_none=True)
-    leader_id = fields.Integer()
+    community_id = fields.Integer(strict=True, allow_none=True)
+    unit_id = fields.Integer(strict=True, allow_none=True)
+    leader_id = fields.Integer(strict=True)
     speciality = fields.String(allow_none=True)
     is_active = fields.Boolean()
     member_ids = fields.Function(lambda t: [m.user_id for m in t.members])
@@ -218,8 +215,8 @@ class ProfileReport(MethodView):
 @blp.route("/communities/<int:community_id>/volunteer-map")
 class MemberMap(MethodView):
     @blp.response(200, Schema.from_dict({
-        "community_id": fields.Integer(), "volunteers": fields.Integer(),
-        "party_members": fields.Integer(), "reported": fields.Dict(),
+        "community_id": fields.Integer(strict=True), "volunteers": fields.Integer(strict=True),
+        "party_members": fields.Integer(strict=True), "reported": fields.Dict(),
         "by_grid": fields.List(fields.Dict()), "by_skill": fields.Dict(),
         "by_profession": fields.Dict()}, name="VolunteerMapOut"))
     def get(self, community_id):
@@ -253,7 +250,7 @@ class PostView(MethodView):
         """One service post."""
         return service.get_post(db(), actor=current_actor(), post_id=post_id)
 
-    @blp.arguments(PostPatch)
+    @blp.arguments(PostPatch(partial=True))
     @blp.response(200, PostOut)
     def patch(self, data, post_id):
         """Change a post, or open/close it (the secretary)."""

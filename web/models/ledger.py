@@ -77,10 +77,7 @@ class LedgerTransfer(Base):
     """One movement of points or fen, with its reason and source; never changed afterwards."""
 
     __tablename__ = "ledger_transfers"
-    __table_args__ = (
-        UniqueConstraint("community_id", "chain_seq"),
-        UniqueConstraint("reverses_id"),
-    )
+    __table_args__ = (UniqueConstraint("reverses_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
@@ -97,10 +94,23 @@ class LedgerTransfer(Base):
     detail: Mapped[dict | None] = mapped_column(JSON)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    chain_seq: Mapped[int] = mapped_column(Integer)
+    entries: Mapped[list[LedgerEntry]] = relationship(order_by="LedgerEntry.id")
+    link: Mapped[LedgerLink | None] = relationship(uselist=False, viewonly=True)
+
+
+class LedgerLink(Base):
+    """A transfer's place in its community's hash chain, appended as the transaction commits
+    (so the chain's head is locked only for that moment)."""
+
+    __tablename__ = "ledger_links"
+    __table_args__ = (UniqueConstraint("community_id", "seq"), UniqueConstraint("transfer_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("ledger_transfers.id"))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    entries: Mapped[list[LedgerEntry]] = relationship(order_by="LedgerEntry.id")
 
 
 class LedgerEntry(Base):

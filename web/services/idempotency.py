@@ -66,6 +66,7 @@ def idempotent(operation: str):
                     raise
                 row = session.get(IdempotencyKey, idempotency_key, populate_existing=True)
                 if row is None or row.operation != operation or row.result_id is None:
+                    session.rollback()  # end the read, so no lock outlives the refusal
                     raise
                 return fn(session, *args, idempotency_key=idempotency_key, **kwargs)
 

@@ -11,14 +11,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scoring.ledger import GENESIS, LedgerRuleError, Leg, Lot, chain_hash, check_balanced
 from web.domain.actor import Actor
 from web.errors import AlreadyPostedError, ValidationError
-from web.models import LedgerAccount, LedgerEntry, LedgerHead, LedgerTransfer, PointLot
+from web.models import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerHead,
+    LedgerLink,
+    LedgerTransfer,
+    PointLot,
+)
 from web.services.base import lock
 
 
@@ -137,10 +144,12 @@ def _head(session: Session, community_id: int) -> LedgerHead:
     return head
 
 
-def link_payload(transfer: LedgerTransfer, legs: list[tuple[int, int | None, int]]) -> dict:
-    """What a transfer's hash covers: every field that says what moved, why and when."""
+def link_payload(transfer: LedgerTransfer, seq: int,
+                 legs: list[tuple[int, int | None, int]]) -> dict:
+    """What a link's hash covers: the transfer, every field that says what moved, why and when,
+    and its legs."""
     return {
-        "seq": transfer.chain_seq, "community_id": transfer.community_id,
+        "seq": seq, "transfer_id": transfer.id, "community_id": transfer.community_id,
         "asset": transfer.asset, "kind": transfer.kind, "reason": transfer.reason,
         "source_type": transfer.source_type, "source_id": transfer.source_id,
         "source_key": transfer.source_key, "reverses_id": transfer.reverses_id,
@@ -150,9 +159,18 @@ def link_payload(transfer: LedgerTransfer, legs: list[tuple[int, int | None, int
     }
 
 
+PENDING = "linli_ledger_pending"  # session.info: transfers and shared-account moves to seal
+
+
 def post(session: Session, community_id: int, legs: list[Leg], posting: Posting, *,
          actor: Actor, now: datetime) -> LedgerTransfer:
-    """Append one balanced transfer to the community's chain and move the cached balances."""
+    """Write one balanced transfer and its legs, and move the cached balances.
+
+    Wallets and lots move at once, so their CHECK constraints refuse an overdraft here. The
+    community's shared accounts (issuing, supermarket, fund, …) move, and the transfer joins
+    the hash chain, when the transaction commits (`seal`): those hot rows and the chain's head
+    are then locked only for the last moment of the transaction.
+    """
     try:
         check_balanced(legs)
     except LedgerRuleError as exc:
@@ -165,40 +183,75 @@ def post(session: Session, community_id: int, legs: list[Leg], posting: Posting,
     if posting.source_key and session.scalar(select(LedgerTransfer.id).where(
             LedgerTransfer.source_key == posting.source_key)):
         raise AlreadyPostedError("this has already been posted", source_key=posting.source_key)
-    head = _head(session, community_id)
     transfer = LedgerTransfer(
         community_id=community_id, asset=assets.pop(), kind=str(posting.kind),
         reason=posting.reason, source_type=posting.source_type, source_id=posting.source_id,
         source_key=posting.source_key, reverses_id=posting.reverses_id,
         rule_version=posting.rule_version, detail=posting.detail, created_by=actor.user_id,
-        created_at=now.astimezone(UTC), chain_seq=head.seq + 1,
-        prev_hash=head.hash, hash="")
-    triples = [(leg.account, leg.lot, leg.amount) for leg in legs]
-    transfer.hash = chain_hash(head.hash, link_payload(transfer, triples))
+        created_at=now.astimezone(UTC))
     session.add(transfer)
     session.flush()
     session.add_all(LedgerEntry(transfer_id=transfer.id, account_id=leg.account, lot_id=leg.lot,
                                 amount=leg.amount, created_at=now) for leg in legs)
+    pending = session.info.setdefault(PENDING, {"transfers": [], "shared": {}})
+    wallets: dict[int, int] = {}
     for leg in legs:
-        _move(session, leg)
+        if accounts[leg.account].kind == AccountKind.WALLET:
+            wallets[leg.account] = wallets.get(leg.account, 0) + leg.amount
+        else:
+            pending["shared"][leg.account] = pending["shared"].get(leg.account, 0) + leg.amount
+        if leg.lot is not None:
+            session.execute(PointLot.__table__.update().where(PointLot.id == leg.lot)
+                            .values(remaining=PointLot.remaining + leg.amount))
+            session.expire(session.get(PointLot, leg.lot), ["remaining"])
+    for account_id, amount in sorted(wallets.items()):
+        _move_balance(session, account_id, amount)
+    pending["transfers"].append((transfer, [(leg.account, leg.lot, leg.amount) for leg in legs]))
     for acc in accounts.values():
         session.expire(acc, ["balance"])
-    for lot_id in {leg.lot for leg in legs if leg.lot is not None}:
-        lot = session.get(PointLot, lot_id)
-        session.expire(lot, ["remaining"])
-    head.seq, head.hash = transfer.chain_seq, transfer.hash
     session.flush()
     return transfer
 
 
-def _move(session: Session, leg: Leg) -> None:
-    """Move the cached numbers by SQL arithmetic; CHECK constraints refuse an overdraft."""
-    session.execute(LedgerAccount.__table__.update()
-                    .where(LedgerAccount.id == leg.account)
-                    .values(balance=LedgerAccount.balance + leg.amount))
-    if leg.lot is not None:
-        session.execute(PointLot.__table__.update().where(PointLot.id == leg.lot)
-                        .values(remaining=PointLot.remaining + leg.amount))
+def _move_balance(session: Session, account_id: int, amount: int) -> None:
+    """Move a cached balance by SQL arithmetic; CHECK constraints refuse an overdraft."""
+    if amount:
+        session.execute(LedgerAccount.__table__.update().where(LedgerAccount.id == account_id)
+                        .values(balance=LedgerAccount.balance + amount))
+
+
+@event.listens_for(Session, "before_commit")
+def seal(session: Session) -> None:
+    """As the transaction commits: move the shared accounts (in id order), then lock each
+    community's chain head and append a link per transfer posted in this transaction.
+
+    SQLAlchemy also calls this when a savepoint is released; what is pending is sealed then,
+    which is as correct, only earlier."""
+    pending = session.info.pop(PENDING, None)
+    if not pending:
+        return
+    for account_id, amount in sorted(pending["shared"].items()):
+        _move_balance(session, account_id, amount)
+    by_community: dict[int, list] = {}
+    for transfer, legs in pending["transfers"]:
+        by_community.setdefault(transfer.community_id, []).append((transfer, legs))
+    for community_id in sorted(by_community):
+        head = _head(session, community_id)
+        for transfer, legs in by_community[community_id]:
+            seq = head.seq + 1
+            digest = chain_hash(head.hash, link_payload(transfer, seq, legs))
+            session.add(LedgerLink(community_id=community_id, seq=seq, transfer_id=transfer.id,
+                                   prev_hash=head.hash, hash=digest))
+            head.seq, head.hash = seq, digest
+    session.flush()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous) -> None:
+    """A rolled-back transaction leaves nothing to seal (a savepoint's rollback, such as a lost
+    race to create an account, leaves the transaction's postings standing)."""
+    if previous.parent is None:
+        session.info.pop(PENDING, None)
 
 
 # ---- checking the books -----------------------------------------------------------------------
@@ -228,29 +281,43 @@ def verify_books(session: Session) -> tuple[list[Mismatch], dict]:
 
 def _verify_chain(session: Session, community_id: int, figures: dict) -> list[Mismatch]:
     head = session.get(LedgerHead, community_id)
+    stmt = (select(LedgerLink, LedgerTransfer)
+            .join(LedgerTransfer, LedgerTransfer.id == LedgerLink.transfer_id)
+            .where(LedgerLink.community_id == community_id).order_by(LedgerLink.seq)
+            .execution_options(yield_per=1000))
+    with session.execute(stmt) as result:  # closes the server-side cursor on an early return
+        problems = _walk(session, community_id, head, result, figures)
+    if problems:
+        return problems
+    unlinked = session.scalar(select(LedgerTransfer.id).where(
+        LedgerTransfer.community_id == community_id,
+        LedgerTransfer.id.not_in(select(LedgerLink.transfer_id))).limit(1))
+    if unlinked is not None:
+        return [Mismatch("transfer", unlinked, "is not in its community's hash chain")]
+    return []
+
+
+def _walk(session: Session, community_id: int, head: LedgerHead, rows,
+          figures: dict) -> list[Mismatch]:
     previous, expected_seq = GENESIS, 1
-    transfers = session.scalars(select(LedgerTransfer)
-                                .where(LedgerTransfer.community_id == community_id)
-                                .order_by(LedgerTransfer.chain_seq)
-                                .execution_options(yield_per=1000))
-    for transfer in transfers:
+    for link, transfer in rows:
         figures["transfers"] += 1
         entries = list(session.scalars(select(LedgerEntry)
                                        .where(LedgerEntry.transfer_id == transfer.id)
                                        .order_by(LedgerEntry.id)))
         figures["entries"] += len(entries)
         triples = [(e.account_id, e.lot_id, e.amount) for e in entries]
-        if transfer.chain_seq != expected_seq:
+        if link.seq != expected_seq or link.community_id != transfer.community_id:
             return [Mismatch("transfer", transfer.id, f"community {community_id}: link "
-                             f"{transfer.chain_seq} where {expected_seq} was expected")]
+                             f"{link.seq} where {expected_seq} was expected")]
         if sum(e.amount for e in entries) != 0 or not entries:
             return [Mismatch("transfer", transfer.id, "legs do not sum to zero")]
-        if transfer.prev_hash != previous:
+        if link.prev_hash != previous:
             return [Mismatch("transfer", transfer.id, "does not link to the transfer before it")]
-        if chain_hash(previous, link_payload(transfer, triples)) != transfer.hash:
+        if chain_hash(previous, link_payload(transfer, link.seq, triples)) != link.hash:
             return [Mismatch("transfer", transfer.id, "its content does not match its hash "
                              "(an entry or a field was changed)")]
-        previous, expected_seq = transfer.hash, expected_seq + 1
+        previous, expected_seq = link.hash, expected_seq + 1
     if head.seq != expected_seq - 1 or head.hash != previous:
         return [Mismatch("chain", community_id, "the chain's head does not match its last link")]
     return []

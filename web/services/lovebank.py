@@ -21,7 +21,7 @@ from scoring.rules import (
     rules_document,
 )
 from web.domain.actor import SYSTEM, Actor
-from web.errors import ConflictError, InsufficientPointsError, NotFoundError
+from web.errors import AlreadyPostedError, ConflictError, InsufficientPointsError, NotFoundError
 from web.models import (
     Category,
     Community,
@@ -359,6 +359,16 @@ def adjust_points(session: Session, *, actor: Actor, community_id: int, user_id:
     return transfer
 
 
+def may_see_transfer(session: Session, actor: Actor, transfer: LedgerTransfer) -> bool:
+    """The community's staff, or a resident whose wallet the transfer moved."""
+    if may_oversee(session, actor, transfer.community_id):
+        return True
+    return actor.user_id is not None and session.scalar(
+        select(LedgerEntry.id).join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.transfer_id == transfer.id,
+               LedgerAccount.user_id == actor.user_id).limit(1)) is not None
+
+
 REVERSIBLE = {TransferKind.CREDIT, TransferKind.AWARD, TransferKind.GIFT,
               TransferKind.ADJUSTMENT, TransferKind.DONATION}
 
@@ -376,9 +386,15 @@ def reverse_transfer(session: Session, *, actor: Actor, transfer_id: int, reason
     if done is not None:
         return get_transfer(session, done)
     original = get_transfer(session, transfer_id)
+    if not may_see_transfer(session, actor, original):
+        raise NotFoundError("LedgerTransfer", transfer_id)
     require(may_manage(actor, original.community_id), "only the community's secretary")
     if original.kind not in REVERSIBLE:
         raise ConflictError(f"a {original.kind} is undone by its own action, not reversed")
+    if session.scalar(select(LedgerTransfer.id).where(
+            LedgerTransfer.reverses_id == original.id)) is not None:
+        raise AlreadyPostedError("this transfer has been reversed already",
+                                 transfer_id=original.id)
     wallets = [session.get(LedgerAccount, e.account_id) for e in original.entries
                if e.lot_id is not None]
     lock_wallets(session, wallets)
@@ -505,7 +521,7 @@ def list_transfers(session: Session, *, actor: Actor, community_id: int, filters
     for key in ("kind", "asset"):
         if filters.get(key):
             stmt = stmt.where(getattr(LedgerTransfer, key) == filters[key])
-    return paginate(session, stmt.order_by(LedgerTransfer.chain_seq.desc()), page, per_page)
+    return paginate(session, stmt.order_by(LedgerTransfer.id.desc()), page, per_page)
 
 
 def list_accounts(session: Session, *, actor: Actor, community_id: int) -> list[LedgerAccount]:

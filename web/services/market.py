@@ -116,7 +116,7 @@ def update_item(session: Session, *, actor: Actor, item_id: int, changes: dict,
                 now: datetime | None = None) -> MarketItem:
     """Change an item's details; stock moves only by stock movements, never here."""
     now = now or utcnow()
-    item = get_or_404(session, MarketItem, item_id, "MarketItem")
+    item = get_item(session, actor=actor, item_id=item_id)
     require(may_run_counter(actor, item.community_id), "only the community's clerk or secretary")
     if "kind" in changes and changes["kind"] != item.kind:
         raise invalid("kind", "cannot change between goods and service")
@@ -197,16 +197,23 @@ def _basket(lines: list[dict]) -> dict[int, int]:
     return basket
 
 
+def _on_offer(item: MarketItem, now: datetime) -> bool:
+    return item.is_active and (item.visible_from is None or item.visible_from <= now) and \
+        (item.visible_until is None or item.visible_until > now)
+
+
 def _take_items(session: Session, community_id: int, user_id: int, basket: dict[int, int],
                 now: datetime) -> list[tuple[MarketItem, int]]:
-    """Lock each item (in id order) and check it can be had: community, offer, stock, limit."""
+    """Check each item can be had: community, offer, stock as read, the person's monthly limit
+    (the wallet's lock orders one person's baskets). Stock is taken at the end, by `_take_stock`."""
+    found = {i.id: i for i in session.scalars(select(MarketItem).where(
+        MarketItem.id.in_(basket)).execution_options(populate_existing=True))}
     taken = []
     for item_id in sorted(basket):
-        item = lock(session, MarketItem, item_id)
-        quantity = basket[item_id]
+        item, quantity = found.get(item_id), basket[item_id]
         if item is None or item.community_id != community_id:
             raise invalid("lines", f"item {item_id} is not in this supermarket")
-        if not session.scalar(_shown(select(MarketItem.id).where(MarketItem.id == item.id), now)):
+        if not _on_offer(item, now):
             raise invalid("lines", f"item {item_id} ({item.name}) is not on offer now")
         if item.stock is not None and item.stock < quantity:
             raise OutOfStockError(f"{item.name}: {item.stock} left, {quantity} asked",
@@ -218,6 +225,23 @@ def _take_items(session: Session, community_id: int, user_id: int, basket: dict[
                                         f"{had} had already", item_id=item.id)
         taken.append((item, quantity))
     return taken
+
+
+def _take_stock(session: Session, item: MarketItem, quantity: int, *, actor: Actor,
+                now: datetime, order_id: int) -> None:
+    """Take stock by a conditional UPDATE, late in the transaction, so the item's row is locked
+    only from here to the commit; none left (another basket was faster) is a clean 409."""
+    if item.stock is None:
+        return
+    moved = session.execute(MarketItem.__table__.update()
+                            .where(MarketItem.id == item.id, MarketItem.stock >= quantity)
+                            .values(stock=MarketItem.stock - quantity)).rowcount
+    if moved != 1:
+        raise OutOfStockError(f"{item.name}: not {quantity} left any more", item_id=item.id)
+    session.add(StockMovement(item_id=item.id, community_id=item.community_id, delta=-quantity,
+                              kind="redemption", created_by=actor.user_id, created_at=now,
+                              order_id=order_id))
+    session.expire(item, ["stock"])
 
 
 def _new_code(session: Session) -> str:
@@ -285,9 +309,8 @@ def _reserve(session: Session, community: Community, user_id: int, basket: dict[
                                    value_fen_each=i.value_fen) for i, q in items]
     session.add(order)
     session.flush()
-    for item, quantity in items:
-        _move_stock(session, item, -quantity, "redemption", actor=actor, now=now,
-                    order_id=order.id)
+    for item, quantity in items:  # in id order, as every basket takes them
+        _take_stock(session, item, quantity, actor=actor, now=now, order_id=order.id)
     audit.record(session, entity_type="market_orders", entity_id=order.id, action="reserved",
                  actor=actor, now=now, to_status=order.status,
                  data={"total_points": total, "transfer_id": transfer.id})
@@ -348,8 +371,6 @@ def _refund(session: Session, order: MarketOrder, target: OrderStatus, *, actor:
 
     wallet = find_wallet(session, order.community_id, order.user_id)
     lock_wallets(session, [wallet])
-    items = {line.item_id: lock(session, MarketItem, line.item_id)
-             for line in sorted(order.lines, key=lambda x: x.item_id)}
     order = lock(session, MarketOrder, order.id)
     audit.transition(session, order, target, actor=actor, now=now, reason=reason)
     original = get_transfer(session, order.transfer_id)
@@ -358,8 +379,8 @@ def _refund(session: Session, order: MarketOrder, target: OrderStatus, *, actor:
         TransferKind.REFUND, reason, "market_order", str(order.id), f"order-refund:{order.id}",
         reverses_id=original.id), actor=actor, now=now)
     order.refund_transfer_id = refund.id
-    for line in order.lines:
-        _move_stock(session, items[line.item_id], line.quantity, "return", actor=actor, now=now,
+    for line in sorted(order.lines, key=lambda x: x.item_id):  # id order, as baskets do
+        _move_stock(session, line.item, line.quantity, "return", actor=actor, now=now,
                     order_id=order.id, reason=reason)
     return order
 
@@ -454,7 +475,7 @@ def receive_donation(session: Session, *, actor: Actor, item_id: int, quantity: 
 
 
 def _stock_item(session: Session, actor: Actor, item_id: int) -> MarketItem:
-    item = get_or_404(session, MarketItem, item_id, "MarketItem")
+    item = get_item(session, actor=actor, item_id=item_id)
     require(may_run_counter(actor, item.community_id), "only the community's clerk or secretary")
     item = lock(session, MarketItem, item.id)
     if item.stock is None:
@@ -570,6 +591,8 @@ def donate_money(session: Session, *, actor: Actor, community_id: int, amount_fe
     if donor_type not in ("unit", "resident", "other"):
         raise invalid("donor_type", "unit, resident or other")
     if donor_type == "unit":
+        if unit_id is None:
+            raise invalid("unit_id", "name the unit that gives")
         get_or_404(session, Unit, unit_id, "Unit")
     elif not (donor_name or "").strip():
         raise invalid("donor_name", "name the donor")
