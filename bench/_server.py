@@ -119,17 +119,42 @@ class Server:
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        own = [p.pid for p in self.procs]
+        return own + children_of(own)
+
+
+def children_of(pids: list[int]) -> list[int]:
+    """The live child processes of `pids` (gunicorn's workers under its master)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid in pids:
+            found.append(int(stat.parent.name))
+    return found
 
 
 @contextmanager
-def serve(url: str, *, workers: int, pool: int, profile_dir: str | None = None):
-    """Start `workers` server processes on one port; yield the Server; stop them after."""
+def serve(url: str, *, workers: int, pool: int, profile_dir: str | None = None,
+          server: str = "werkzeug", threads: int = 8):
+    """Start the server on one port — `workers` pre-forked Werkzeug processes, or gunicorn with
+    `workers` gthread workers of `threads` threads (the production command in the README) —
+    yield the Server, and stop it after."""
     port = free_port()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--url", url, "--port", str(port),
-           "--pool", str(pool)] + (["--profile", profile_dir] if profile_dir else [])
     env = {**os.environ, **BENCH_ENV}
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+    if server == "gunicorn":
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        cmd = [gunicorn, "--workers", str(workers), "--worker-class", "gthread",
+               "--threads", str(threads), "--bind", f"127.0.0.1:{port}", "--log-level",
+               "warning", "web.app:create_app()"]
+        procs = [subprocess.Popen(cmd, env={**env, "LINLI_DATABASE_URL": url,
+                                            "LINLI_POOL_SIZE": str(pool)})]
+    else:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--url", url, "--port", str(port),
+               "--pool", str(pool)] + (["--profile", profile_dir] if profile_dir else [])
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, procs)

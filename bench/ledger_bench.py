@@ -324,6 +324,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50, help="per community")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=3, help="server processes")
+    parser.add_argument("--server", choices=["gunicorn", "werkzeug"], default="gunicorn",
+                        help="gunicorn gthread workers (production) or pre-forked Werkzeug")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--pool", type=int, help="connections per worker (default: an even "
                         "share of the clients; requests beyond it wait for one)")
     parser.add_argument("--seconds", type=float, default=20)
@@ -348,7 +351,8 @@ def main() -> None:
         seeded = time.perf_counter() - t0
         pool = args.pool or -(-args.clients // args.workers)
         load_before = os.getloadavg()[0]
-        with serve(url, workers=args.workers, pool=pool, profile_dir=args.profile) as server:
+        with serve(url, workers=args.workers, pool=pool, profile_dir=args.profile,
+                   server=args.server, threads=args.threads) as server:
             database = url.rsplit("/", 1)[-1]
             cpu_before = cpu_seconds(server.pids + backends_of(database))
             tally, window = fire(server.base, communities, args)
@@ -368,7 +372,9 @@ def main() -> None:
     print(f"violations: {violations}", file=sys.stderr)
     print(json.dumps({
         "bench": "ledger", "database": url.split(":", 1)[0].split("+")[0],
-        "server": f"werkzeug threaded, {args.workers} pre-forked processes (SO_REUSEPORT)"
+        "server": (f"gunicorn, {args.workers} gthread workers × {args.threads} threads"
+                   if args.server == "gunicorn" else
+                   f"werkzeug threaded, {args.workers} pre-forked processes (SO_REUSEPORT)")
                   + ("" if url.startswith("sqlite") else f", pool of up to {pool} each"),
         "cores": os.cpu_count(), "clients": args.clients, "communities": args.communities,
         "residents": args.residents, "items_per_community": args.items,

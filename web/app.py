@@ -83,7 +83,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.json.ensure_ascii = False
     app.url_map.converters["int"] = DatabaseIntConverter
-    engine = engine or make_engine(settings.database_url)
+    if engine is None:
+        sqlite = settings.database_url.startswith("sqlite")
+        engine = make_engine(settings.database_url, **({} if sqlite else {
+            "pool_size": settings.pool_size, "max_overflow": settings.pool_size}))
     app.extensions["linli"] = Linli(
         settings, engine, make_session_factory(engine),
         make_session_factory(engine.execution_options(linli_read_only=True)))

@@ -58,4 +58,8 @@ class Settings:
     secure_cookies: bool = field(
         default_factory=lambda: os.environ.get("LINLI_SECURE_COOKIES", "0") == "1"
     )
+    # Database connections each process keeps (PostgreSQL); as many again may open under load.
+    pool_size: int = field(
+        default_factory=lambda: int(os.environ.get("LINLI_POOL_SIZE", "5"))
+    )
     testing: bool = False

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import NOW
 from tests.factories import category_id, make_user
 from tests.integration.lovebank_helpers import publish
-from web.errors import ConflictError, PermissionDeniedError, ValidationError
+from web.errors import ConflictError, NotFoundError, ValidationError
 from web.models import LedgerTransfer, ServiceRecord
 from web.services import activities, lovebank, volunteers
 
@@ -47,7 +47,7 @@ def test_a_resident_becomes_a_volunteer_and_a_unit_employee_reports_for_the_secr
     assert profile.community_id == world["a1"] and profile.report_status == "pending"
     seen = volunteers.list_profiles(world.session, actor=world.actor("unit_x"), filters={})
     assert [p.id for p in seen.items] == [profile.id]
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(NotFoundError):  # another community's volunteer is not hers to see
         volunteers.decide_report(world.session, actor=world.actor("sec_b1"),
                                  profile_id=profile.id, confirm=True)
     done = volunteers.decide_report(world.session, actor=world.actor("sec_a1"),

@@ -25,7 +25,6 @@ from web.domain.states import (
 from web.errors import ConflictError, NotFoundError
 from web.models import (
     ActivitySession,
-    DemandItem,
     ServicePost,
     ServiceRecord,
     SessionSignup,
@@ -46,7 +45,7 @@ from web.services.base import (
     utcnow,
     write,
 )
-from web.services.demands import lead_assignment
+from web.services.demands import get_demand, lead_assignment
 from web.services.lovebank import credit_service_record
 from web.services.scope import overseen, scoped
 
@@ -58,6 +57,17 @@ MAX_MINUTES = 24 * 60
 def signup_record_id(signup_id: int) -> str:
     """The stable id of the service record for one sign-up (the same on every retry)."""
     return str(uuid.uuid5(SIGNUP_RECORD_NAMESPACE, f"signup:{signup_id}"))
+
+
+def _may_schedule(session: Session, actor: Actor, community_id: int,
+                  demand_id: int | None) -> bool:
+    """The community's secretary schedules sessions; so does a demand's lead unit."""
+    if actor.is_system or actor.is_secretary_of(community_id):
+        return True
+    if demand_id is not None:
+        lead = lead_assignment(session, demand_id)
+        return lead is not None and actor.is_unit_admin_of(lead.unit_id)
+    return False
 
 
 def _organises(session: Session, actor: Actor, act: ActivitySession) -> bool:
@@ -81,7 +91,7 @@ def create_session(session: Session, *, actor: Actor, data: dict,
     if (demand_id is None) == (post_id is None):
         raise invalid("demand_id", "name a demand or a post, one of them")
     if demand_id is not None:
-        subject = get_or_404(session, DemandItem, demand_id, "DemandItem")
+        subject = get_demand(session, actor=actor, demand_id=demand_id)
         if subject.status not in WORKABLE_STATES:
             raise ConflictError("sessions are held for covered demands", status=subject.status)
         community_id, category_id = subject.community_id, subject.category_id
@@ -95,7 +105,10 @@ def create_session(session: Session, *, actor: Actor, data: dict,
                           checkin_code=_code(), status=str(SessionStatus.SCHEDULED),
                           organiser_id=data.get("organiser_id") or actor.user_id,
                           created_by=actor.user_id, created_at=now)
-    require(_organises(session, actor, act), "only the community's secretary or the lead unit")
+    require(_may_schedule(session, actor, community_id, demand_id),
+            "only the community's secretary or the demand's lead unit")
+    if data.get("organiser_id") is not None and session.get(User, data["organiser_id"]) is None:
+        raise invalid("organiser_id", "no such user")
     if act.ends_at <= act.starts_at:
         raise invalid("ends_at", "ends before it starts")
     if not 1 <= act.headcount <= 10_000:
@@ -173,7 +186,7 @@ def sign_up(session: Session, *, actor: Actor, session_id: int, team_id: int | N
     now = now or utcnow()
     act = _open_for_signup(session, session_id, now)
     if team_id is None:
-        _need_profile(session, actor.user_id)
+        _need_profile(session, actor.user_id, actor)
         return [_signup_one(session, act, actor.user_id, None, actor=actor, now=now)]
     team = get_or_404(session, VolunteerTeam, team_id, "VolunteerTeam")
     require(team.leader_id == actor.user_id, "only the team's leader signs the team up")
@@ -189,7 +202,10 @@ def _signed(session: Session, session_id: int, user_id: int) -> bool:
         SessionSignup.status != str(SignupStatus.WITHDRAWN))) is not None
 
 
-def _need_profile(session: Session, user_id: int | None) -> None:
+def _need_profile(session: Session, user_id: int | None, actor: Actor | None = None) -> None:
+    if actor is not None:
+        require(actor.is_system or bool(actor.resident_communities),
+                "only residents volunteer")
     if user_id is None or session.scalar(select(VolunteerProfile.id).where(
             VolunteerProfile.user_id == user_id, VolunteerProfile.is_active.is_(True))) is None:
         raise ConflictError("become a volunteer first (your volunteer profile)")
@@ -208,8 +224,11 @@ def _promote(session: Session, act: ActivitySession, *, actor: Actor, now: datet
                          action="promoted")
 
 
-def _signup_for(session: Session, signup_id: int) -> tuple[SessionSignup, ActivitySession]:
-    signup = get_or_404(session, SessionSignup, signup_id, "SessionSignup")
+def _signup_for(session: Session, actor: Actor,
+                signup_id: int) -> tuple[SessionSignup, ActivitySession]:
+    signup = session.scalar(_visible_signups(actor).where(SessionSignup.id == signup_id))
+    if signup is None:
+        raise NotFoundError("SessionSignup", signup_id)
     act = lock(session, ActivitySession, signup.session_id)
     return lock(session, SessionSignup, signup.id), act
 
@@ -219,7 +238,7 @@ def withdraw_signup(session: Session, *, actor: Actor, signup_id: int,
                     now: datetime | None = None) -> SessionSignup:
     """The volunteer (or the organiser) withdraws a sign-up; the waiting list moves up."""
     now = now or utcnow()
-    signup, act = _signup_for(session, signup_id)
+    signup, act = _signup_for(session, actor, signup_id)
     require(signup.user_id == actor.user_id or _organises(session, actor, act),
             "only the volunteer or the organiser")
     audit.transition(session, signup, SignupStatus.WITHDRAWN, actor=actor, now=now)
@@ -276,7 +295,7 @@ def confirm_hours(session: Session, *, actor: Actor, signup_id: int, minutes: in
     """The organiser or secretary confirms a checked-out volunteer's hours: one service record,
     credited by the love bank once."""
     now = now or utcnow()
-    signup, act = _signup_for(session, signup_id)
+    signup, act = _signup_for(session, actor, signup_id)
     require(_organises(session, actor, act), "only the organiser or the secretary")
     if minutes is not None:
         if not 1 <= minutes <= MAX_MINUTES:

@@ -19,6 +19,7 @@ from web.models import IdempotencyKey
 from web.services.base import invalid
 
 MAX_KEY = 200
+PENDING_KEY = "linli_idempotency:"  # session.info: the key row this transaction reserved
 
 
 def _fingerprint(operation: str, actor: Actor, payload: dict) -> str:
@@ -34,9 +35,11 @@ def begin(session: Session, key: str | None, operation: str, payload: dict, *, a
     row = session.get(IdempotencyKey, key)
     if row is not None:
         return _replay(row, operation, fingerprint)
-    session.add(IdempotencyKey(key=key, operation=operation, fingerprint=fingerprint,
-                               result_type=result_type, user_id=actor.user_id, created_at=now))
+    row = IdempotencyKey(key=key, operation=operation, fingerprint=fingerprint,
+                         result_type=result_type, user_id=actor.user_id, created_at=now)
+    session.add(row)
     session.flush()
+    session.info[f"{PENDING_KEY}{key}"] = row
     return None
 
 
@@ -48,7 +51,8 @@ def _replay(row: IdempotencyKey, operation: str, fingerprint: str) -> int:
 
 def finish(session: Session, key: str, result_id: int) -> None:
     """Record what the request produced under its key."""
-    session.get(IdempotencyKey, key).result_id = result_id
+    row = session.info.pop(f"{PENDING_KEY}{key}", None) or session.get(IdempotencyKey, key)
+    row.result_id = result_id
 
 
 def idempotent(operation: str):

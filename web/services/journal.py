@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -175,8 +175,7 @@ def post(session: Session, community_id: int, legs: list[Leg], posting: Posting,
         check_balanced(legs)
     except LedgerRuleError as exc:
         raise ValidationError(str(exc)) from exc
-    accounts = {a.id: a for a in session.scalars(
-        select(LedgerAccount).where(LedgerAccount.id.in_({leg.account for leg in legs})))}
+    accounts = {i: session.get(LedgerAccount, i) for i in {leg.account for leg in legs}}
     assets = {a.asset for a in accounts.values()}
     if len(assets) != 1 or any(a.community_id != community_id for a in accounts.values()):
         raise ValidationError("a transfer moves one asset within one community")
@@ -191,8 +190,9 @@ def post(session: Session, community_id: int, legs: list[Leg], posting: Posting,
         created_at=now.astimezone(UTC))
     session.add(transfer)
     session.flush()
-    session.add_all(LedgerEntry(transfer_id=transfer.id, account_id=leg.account, lot_id=leg.lot,
-                                amount=leg.amount, created_at=now) for leg in legs)
+    session.execute(insert(LedgerEntry), [
+        {"transfer_id": transfer.id, "account_id": leg.account, "lot_id": leg.lot,
+         "amount": leg.amount, "created_at": now} for leg in legs])
     pending = session.info.setdefault(PENDING, {"transfers": [], "shared": {}})
     wallets: dict[int, int] = {}
     for leg in legs:
@@ -203,13 +203,14 @@ def post(session: Session, community_id: int, legs: list[Leg], posting: Posting,
         if leg.lot is not None:
             session.execute(PointLot.__table__.update().where(PointLot.id == leg.lot)
                             .values(remaining=PointLot.remaining + leg.amount))
-            session.expire(session.get(PointLot, leg.lot), ["remaining"])
+            loaded = session.identity_map.get(session.identity_key(PointLot, leg.lot))
+            if loaded is not None:
+                session.expire(loaded, ["remaining"])
     for account_id, amount in sorted(wallets.items()):
         _move_balance(session, account_id, amount)
     pending["transfers"].append((transfer, [(leg.account, leg.lot, leg.amount) for leg in legs]))
     for acc in accounts.values():
         session.expire(acc, ["balance"])
-    session.flush()
     return transfer
 
 
@@ -235,14 +236,17 @@ def seal(session: Session) -> None:
     by_community: dict[int, list] = {}
     for transfer, legs in pending["transfers"]:
         by_community.setdefault(transfer.community_id, []).append((transfer, legs))
+    links: list[dict] = []
     for community_id in sorted(by_community):
         head = _head(session, community_id)
         for transfer, legs in by_community[community_id]:
             seq = head.seq + 1
             digest = chain_hash(head.hash, link_payload(transfer, seq, legs))
-            session.add(LedgerLink(community_id=community_id, seq=seq, transfer_id=transfer.id,
-                                   prev_hash=head.hash, hash=digest))
+            links.append({"community_id": community_id, "seq": seq, "transfer_id": transfer.id,
+                          "prev_hash": head.hash, "hash": digest})
             head.seq, head.hash = seq, digest
+        session.execute(insert(LedgerLink), links)
+        links.clear()
     session.flush()
 
 

@@ -152,7 +152,7 @@ def decide_report(session: Session, *, actor: Actor, profile_id: int, confirm: b
                   reason: str | None = None, now: datetime | None = None) -> VolunteerProfile:
     """The secretary confirms (or, with a reason, rejects) a unit employee's report."""
     now = now or utcnow()
-    profile = get_or_404(session, VolunteerProfile, profile_id, "VolunteerProfile")
+    profile = get_profile(session, actor=actor, profile_id=profile_id)
     require(actor.is_secretary_of(profile.community_id), "only the community's secretary")
     profile = lock(session, VolunteerProfile, profile.id)
     if profile.report_status is None:
@@ -314,11 +314,12 @@ def claim_post(session: Session, *, actor: Actor, post_id: int, origin: str = "c
     now = now or utcnow()
     post = lock(session, ServicePost, get_post(session, actor=actor, post_id=post_id).id)
     user_id = user_id or actor.user_id
+    if origin != "proposal":
+        require(actor.is_system or bool(actor.resident_communities), "only residents volunteer")
     profile = session.scalar(select(VolunteerProfile).where(VolunteerProfile.user_id == user_id))
     if profile is None or not profile.is_active:
         raise ConflictError("become a volunteer first (your volunteer profile)")
-    if profile.community_id != post.community_id:
-        raise ConflictError("posts are claimed in your home community")
+    require(profile.community_id == post.community_id, "posts are claimed in your home community")
     _take_place(session, post)
     status = PostClaimStatus.OFFERED if origin == "proposal" else PostClaimStatus.PENDING
     claim = PostClaim(post_id=post.id, active_post_id=post.id, user_id=user_id,
