@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from web.domain.actor import Actor, Grant
 from web.errors import AuthenticationError
@@ -70,10 +70,13 @@ def issue_token(
 def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User:
     """The user a live bearer token belongs to, or AuthenticationError."""
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    found = session.execute(  # the token, its user and the user's grants in one round trip
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _digest(token))
+        .options(selectinload(User.grants))).first()
+    row, user = found if found else (None, None)
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise AuthenticationError("invalid or expired token")
-    user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise AuthenticationError("invalid or expired token")
     return user

@@ -303,7 +303,7 @@ def _reserve(session: Session, community: Community, user_id: int, basket: dict[
         "market_order", None, detail={"lines": {str(i.id): q for i, q in items}}),
         actor=actor, now=now)
     order.transfer_id = transfer.id
-    order.lines = [MarketOrderLine(item_id=i.id, quantity=q, points_each=i.points_price,
+    order.lines = [MarketOrderLine(item=i, quantity=q, points_each=i.points_price,
                                    value_fen_each=i.value_fen) for i, q in items]
     session.add(order)
     session.flush()
