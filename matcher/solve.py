@@ -3,8 +3,10 @@
 - Only 1+1 demands, and counting demands is enough → min-cost flow: exact.
 - Small problems (up to `EXACT_LIMIT` candidate pairs) → CP-SAT on the whole model, warm-started
   from the greedy answer: exact when it proves optimality within the limit.
-- Large problems with teams → the linear relaxation, rounded; 1+1 demands then go through the
-  flow on what capacity is left. The bound is the relaxation's (plus the flow's on full capacity).
+- Large problems with teams → column generation over whole teams (matcher/columns.py), its
+  master rounded; 1+1 demands then go through the flow on what capacity is left. The bound is
+  the Lagrangian bound of the column generation (plus the flow's on full capacity). With pinned
+  pairs, the compact linear relaxation (matcher/relax.py) instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from matcher import columns
 from matcher.candidates import TERMS
 from matcher.exact import solve_cpsat
 from matcher.flow import flow_safe, solve_flow
@@ -24,6 +27,7 @@ from matcher.problem import Problem, SolverError
 from matcher.relax import round_relaxation, solve_relaxation
 
 EXACT_LIMIT = 20_000
+COLUMN_SHARE = 0.8  # of the time left, what column generation may use (the rest: booking, polish)
 
 
 @dataclass
@@ -99,7 +103,7 @@ def _result(model, rows, alloc, bound, status, method, greedy_obj, timings) -> R
 
 def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0,
           seed: int = 0, method: str = "auto", baseline: bool = True) -> Result:
-    """Solve a problem; `method` forces flow, cp-sat, relaxation or greedy (else chosen).
+    """Solve a problem; `method` forces flow, cp-sat, columns, relaxation or greedy (else chosen).
 
     `baseline=False` skips the greedy answer where the solver does not need it (flow)."""
     timings: dict[str, float] = {}
@@ -108,6 +112,8 @@ def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0
     timings["candidates"] = time.perf_counter() - t0
     if method == "auto":
         method = _choose(model)
+    if method == "columns" and len(model.pinned_rows):
+        method = "relaxation"  # column generation does not keep pinned pairs
     g_rows, g_alloc, greedy_obj = [], [], None
     if baseline or method != "flow":
         t1 = time.perf_counter()
@@ -130,7 +136,10 @@ def solve(problem: Problem, *, mode: str | None = None, time_limit: float = 10.0
         status = "optimal" if optimal else "feasible"
     else:
         try:
-            rows, alloc, bound = _relaxed(model, time_limit)
+            if method == "columns":
+                rows, alloc, bound = _by_columns(model, g_rows, t0 + time_limit)
+            else:
+                rows, alloc, bound = _relaxed(model, time_limit)
         except SolverError:  # the relaxation ran out of time: the greedy answer, pruned
             rows, alloc = round_relaxation(model, np.arange(len(model.cands)),
                                            np.zeros(len(model.cands)),
@@ -155,7 +164,7 @@ def _choose(model: Model) -> str:
         return "flow"
     if len(model.cands) <= EXACT_LIMIT:
         return "cp-sat"
-    return "relaxation"
+    return "relaxation" if len(model.pinned_rows) else "columns"
 
 
 def _upper(model: Model) -> int:
@@ -191,6 +200,46 @@ def _relaxed(model: Model, time_limit: float) -> tuple[list[int], list[int], int
     x, u, bound = solve_relaxation(model, everything, time_limit=time_limit)
     rows, alloc = round_relaxation(model, everything, x, u, Residual(model))
     return rows, alloc, bound
+
+
+def _by_columns(model: Model, greedy_rows: list[int], deadline: float
+                ) -> tuple[list[int], list[int], int]:
+    """Teams by column generation, then 1+1 demands by flow on the capacity left (or, when the
+    flow cannot take them, by the greedy team builder in the master's sweep)."""
+    c, p = model.cands, model.problem
+    team_rows = np.flatnonzero(model.team[c.d])
+    single_rows = np.flatnonzero(~model.team[c.d])
+    split = bool(len(single_rows)) and flow_safe_part(model, single_rows)
+    rows = team_rows if split else np.arange(len(c))
+    seed: dict[int, list[int]] = {}
+    for row in greedy_rows:
+        if model.team[c.d[row]]:
+            seed.setdefault(int(c.d[row]), []).append(int(row))
+    residual = Residual(model)
+    chosen, alloc, bound = [], [], 0
+    if len(team_rows):
+        share = COLUMN_SHARE * (deadline - time.perf_counter())
+        cols, upper, x = columns.generate(model, team_rows, capacity=p.r_capacity.astype(float),
+                                          seed_teams=sorted(seed.items()), time_limit=share)
+        # the objective is integral, so the bound may be rounded down (a hair of float slack)
+        bound = int(np.floor(upper + 1e-6))
+        chosen, alloc = columns.book(model, cols, x, rows, residual)
+    if not split:
+        if len(single_rows):  # 1+1 demands could not be priced: their best pairs bound them
+            bound += _upper(_single_part(model, single_rows))
+        return chosen, alloc, bound
+    bound += objective_of(model, solve_flow(model, rows=single_rows))
+    singles = solve_flow(model, capacity=_left_for_singles(model, residual, single_rows),
+                         rows=_not_clashing(model, residual, single_rows))
+    return ([*chosen, *singles.tolist()],
+            [*alloc, *p.d_quantity[c.d[singles]].tolist()], bound)
+
+
+def _single_part(model: Model, rows: np.ndarray) -> Model:
+    """The model restricted to the candidate rows `rows`."""
+    return Model(model.problem, model.cands.take(rows), model.team, model.k,
+                 np.searchsorted(model.cands.d[rows], np.arange(model.problem.n_demands + 1)),
+                 np.zeros(0, np.int64))
 
 
 def _left_for_singles(model: Model, residual: Residual, rows: np.ndarray) -> np.ndarray:

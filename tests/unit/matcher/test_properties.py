@@ -31,11 +31,11 @@ def problems(draw, kind: str = "mixed") -> dict:
 
 def _solve(records: dict, method: str, seed: int = 0):
     problem = build_problem(records)
-    limit = RELAXATION_TIME_LIMIT if method == "relaxation" else TIME_LIMIT
+    limit = RELAXATION_TIME_LIMIT if method in ("relaxation", "columns") else TIME_LIMIT
     return problem, solve(problem, method=method, time_limit=limit, seed=seed)
 
 
-@pytest.mark.parametrize("method", ["auto", "cp-sat", "greedy", "relaxation"])
+@pytest.mark.parametrize("method", ["auto", "cp-sat", "greedy", "relaxation", "columns"])
 @SMALL
 @given(records=problems())
 def test_every_answer_passes_the_validator(method, records):

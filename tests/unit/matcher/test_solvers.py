@@ -28,7 +28,7 @@ from tests.unit.matcher import (
     window,
 )
 
-METHODS = ("auto", "cp-sat", "greedy", "relaxation")
+METHODS = ("auto", "cp-sat", "greedy", "relaxation", "columns")
 EXACT = ("auto", "cp-sat")
 # CP-SAT proves the tiny models below optimal long before its limit; the relaxation's polish runs
 # until its (wall-clock) limit, so it gets a short one.
@@ -39,7 +39,7 @@ RELAXATION_TIME_LIMIT = 0.05
 def run(records: dict, method: str = "auto", **options):
     """Solve the records; returns (problem, result, assignments) after checking validity."""
     problem = build_problem(records)
-    limit = RELAXATION_TIME_LIMIT if method == "relaxation" else TIME_LIMIT
+    limit = RELAXATION_TIME_LIMIT if method in ("relaxation", "columns") else TIME_LIMIT
     result = solve(problem, method=method, time_limit=options.pop("time_limit", limit),
                    **options)
     assignments = result.assignments()
@@ -65,11 +65,11 @@ def test_the_exact_methods_reach_the_brute_force_optimum_on_tiny_random_instance
     assert result.bound == result.objective
 
 
-@pytest.mark.parametrize("method", ["greedy", "relaxation"])
+@pytest.mark.parametrize("method", ["greedy", "relaxation", "columns"])
 @pytest.mark.parametrize("seed", range(40))
 def test_the_heuristics_report_a_bound_no_lower_than_the_brute_force_optimum(seed, method):
     records = random_records(PyPick(seed))
-    if method == "relaxation" and not len(prepare(build_problem(records)).cands):
+    if method in ("relaxation", "columns") and not len(prepare(build_problem(records)).cands):
         return  # see test_every_method_answers_nothing_when_no_pair_passes_the_rules
     _, result, _ = run(records, method)
     assert result.objective <= Reference(records).optimum() <= result.bound
@@ -117,7 +117,7 @@ def test_forbidden_pairs_and_locked_units_never_appear_in_any_answer(seed):
     unit_of = {r["id"]: r["unit"] for r in records["resources"]}
     held = {(x["demand"], unit_of[x["resource"]]) for x in records["locked"]}
     for method in METHODS:
-        if method == "relaxation" and not prepare(build_problem(records)).cands.d.size:
+        if method in ("relaxation", "columns") and not prepare(build_problem(records)).cands.d.size:
             continue  # see test_every_method_answers_nothing_when_no_pair_passes_the_rules
         _, _, assignments = run(records, method)
         assert not chosen(assignments) & forbidden

@@ -1,0 +1,76 @@
+"""Column generation for teams: the pricing recursion against enumeration, its Lagrangian bound
+against CP-SAT's proven optimum, and its answers through the validator."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from matcher import columns, instances
+from matcher.greedy import Residual
+from matcher.model import covers, objective_of, prepare
+from matcher.pricing import Pricer
+from matcher.solve import solve
+from matcher.validate import validate
+
+
+def _enumerated_best(model, d: int, price: np.ndarray) -> float:
+    """The best priced team of demand d, by trying every set of its candidates."""
+    c = model.cands
+    rows = range(model.start[d], model.start[d + 1])
+    best = -np.inf
+    for size in range(1, int(model.k[d]) + 1):
+        for team in itertools.combinations(rows, size):
+            if covers(model, d, team):
+                team = list(team)
+                best = max(best, objective_of(model, team) - price[c.r[team]].sum())
+    return best
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pricing_finds_the_best_priced_team_that_enumeration_finds(seed):
+    model = prepare(instances.teams(n=10, units=24, seed=seed, communities=8))
+    demands = np.flatnonzero(model.team)
+    pricer = Pricer(model, demands, np.arange(len(model.cands)))
+    price = np.random.default_rng(seed).uniform(0, 200, model.problem.n_resources)
+    value, teams = pricer.best(price, np.full(len(demands), -np.inf))
+    for local, d in enumerate(demands.tolist()):
+        assert value[local] == pytest.approx(_enumerated_best(model, d, price), abs=1e-6)
+    for team in teams:  # every team read back covers its demand and is worth what was priced
+        assert covers(model, team.demand, team.rows)
+        priced = objective_of(model, team.rows) - price[model.cands.r[team.rows]].sum()
+        assert priced == pytest.approx(team.value, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_column_generation_bound_is_no_lower_than_the_proven_optimum(seed):
+    problem = instances.teams(n=25, units=40, seed=seed, communities=8)
+    exact = solve(problem, method="cp-sat", time_limit=20.0)
+    assert exact.status == "optimal"
+    result = solve(problem, method="columns", time_limit=1.0)
+    assert validate(problem, result.assignments()) == []
+    assert result.objective <= exact.objective <= result.bound
+
+
+def test_the_column_generation_answer_is_valid_and_beats_greedy_on_a_team_instance():
+    problem = instances.teams(n=150, units=300, seed=4, communities=30)
+    result = solve(problem, method="columns", time_limit=3.0)
+    assert validate(problem, result.assignments()) == []
+    assert result.objective >= result.greedy_objective
+    assert result.objective <= result.bound
+    assert result.gap < 0.02
+
+
+def test_column_generation_gives_the_same_teams_and_bound_twice():
+    """Deterministic when it converges within its time (the time limit only cuts it short)."""
+    model = prepare(instances.teams(n=60, units=120, seed=2, communities=12))
+    rows = np.arange(len(model.cands))
+    capacity = model.problem.r_capacity.astype(float)
+    answers = []
+    for _ in range(2):
+        cols, bound, x = columns.generate(model, rows, capacity=capacity, seed_teams=[],
+                                          time_limit=60.0)
+        answers.append((columns.book(model, cols, x, rows, Residual(model)), bound))
+    assert answers[0] == answers[1]
