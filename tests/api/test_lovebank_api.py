@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.api.error_shape import refused
 from tests.integration.lovebank_helpers import (
     RULES,
     award,
@@ -34,18 +35,6 @@ API = "/api/v1"
 
 def shanghai_today():
     return datetime.now(ZoneInfo("Asia/Shanghai")).date()
-
-
-def refused(response, status: int, code: str | None = None) -> dict:
-    """The response is the one error shape with `status` (and `code`); returns the error."""
-    body = response.get_json(silent=True)
-    assert response.status_code == status, (response.status_code, body)
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    error = body["error"]
-    assert error["status"] == status and error["code"] and error["message"], body
-    if code is not None:
-        assert error["code"] == code, body
-    return error
 
 
 def statement(client, world, viewer: str = "res_a1", **query) -> list[dict]:

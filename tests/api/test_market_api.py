@@ -14,6 +14,7 @@ import pytest
 import segno
 from sqlalchemy import func, select
 
+from tests.api.error_shape import refused
 from tests.conftest import NOW
 from tests.integration.lovebank_helpers import (
     balance,
@@ -33,18 +34,6 @@ from web.services import market
 pytestmark = pytest.mark.db
 
 API = "/api/v1"
-
-
-def refused(response, status: int, code: str | None = None) -> dict:
-    """The response is the one error shape with `status` (and `code`); returns the error."""
-    body = response.get_json(silent=True)
-    assert response.status_code == status, (response.status_code, body)
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    error = body["error"]
-    assert error["status"] == status and error["code"] and error["message"], body
-    if code is not None:
-        assert error["code"] == code, body
-    return error
 
 
 def place(client, world, *lines: tuple[int, int], who: str = "res_a1",

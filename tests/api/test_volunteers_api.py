@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from tests.api.error_shape import refused
 from tests.factories import category_id, make_user
 from tests.integration.lovebank_helpers import RULES
 from web.db import Base
@@ -25,18 +26,6 @@ API = "/api/v1"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def refused(response, status: int, code: str | None = None) -> dict:
-    """The response is the one error shape with `status` (and `code`); returns the error."""
-    body = response.get_json(silent=True)
-    assert response.status_code == status, (response.status_code, body)
-    assert isinstance(body, dict) and set(body) == {"error"}, body
-    error = body["error"]
-    assert error["status"] == status and error["code"] and error["message"], body
-    if code is not None:
-        assert error["code"] == code, body
-    return error
-
 
 def ok(response, status: int = 200):
     assert response.status_code == status, (response.status_code, response.get_json(silent=True))
