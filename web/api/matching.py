@@ -26,6 +26,10 @@ TERM_WORDS = {
     "rating": "the unit's past ratings",
     "fairness": "the unit already carries work (spread it)",
 }
+# The same terms, said of a volunteer and a service post.
+PEOPLE_WORDS = {**TERM_WORDS, "serve": "filling a place of the post",
+                "distance": "lives close to the post",
+                "fairness": "already holds posts (spread the work)"}
 
 
 class PairIn(Schema):
@@ -270,7 +274,7 @@ class PeopleProposalOut(Schema):
     score = fields.Integer()
     terms = fields.Dict(keys=fields.String(), values=fields.Integer())
     why = fields.Function(lambda p: [
-        {"term": t, "points": v, "text": TERM_WORDS.get(t, t)}
+        {"term": t, "points": v, "text": PEOPLE_WORDS.get(t, t)}
         for t, v in sorted(p.terms.items(), key=lambda kv: -abs(kv[1])) if v])
     status = fields.String()
     claim_id = fields.Integer(allow_none=True)

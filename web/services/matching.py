@@ -72,14 +72,14 @@ class StaleProposalError(ConflictError):
 
 # ---- scope and parameters ---------------------------------------------------------------------
 
-def _scope_communities(session: Session, run: MatchRun) -> list[int]:
+def scope_communities(session: Session, run: MatchRun) -> list[int]:
     if run.community_id is not None:
         return [run.community_id]
     return list(session.scalars(select(Community.id).where(
         Community.subdistrict_id == run.subdistrict_id)))
 
 
-def _check_scope(session: Session, actor: Actor, community_id, subdistrict_id) -> None:
+def check_scope(session: Session, actor: Actor, community_id, subdistrict_id) -> None:
     if (community_id is None) == (subdistrict_id is None):
         raise invalid("community_id", "give either a community or a subdistrict")
     if community_id is not None:
@@ -203,7 +203,7 @@ def _resource_record(resource: ResourceItem) -> dict:
 def build_match_problem(session: Session, run: MatchRun, now: datetime) -> tuple[dict, dict]:
     """The run's problem in the matcher's record format (docs/matching.md), and when each
     demand and resource was last edited as read (a later edit makes a proposal stale)."""
-    communities = _scope_communities(session, run)
+    communities = scope_communities(session, run)
     by_id = {c.id: c for c in session.scalars(select(Community).where(
         Community.id.in_(communities)))}
     demands = _open_demands(session, communities)
@@ -249,7 +249,7 @@ def _check_pairs(session: Session, run: MatchRun, now: datetime) -> None:
     """Pinned and forbidden pairs must name open demands and usable resources of the scope."""
     if not run.params.get("pinned") and not run.params.get("forbidden"):
         return
-    communities = _scope_communities(session, run)
+    communities = scope_communities(session, run)
     _check_pairs_in(run.params, {d.id for d in _open_demands(session, communities)},
                     {r.id for r in _usable_resources(session, communities, now)})
 
@@ -281,7 +281,7 @@ def create_match_run(session: Session, *, actor: Actor, community_id: int | None
                      now: datetime | None = None) -> MatchRun:
     """Queue a run over a community (its secretary) or a subdistrict (its admin)."""
     now = now or utcnow()
-    _check_scope(session, actor, community_id, subdistrict_id)
+    check_scope(session, actor, community_id, subdistrict_id)
     params = clean_params(params)
     run = MatchRun(community_id=community_id, subdistrict_id=subdistrict_id,
                    mode=params["mode"], status=str(MatchRunStatus.QUEUED), params=params,
@@ -297,12 +297,12 @@ def create_match_run(session: Session, *, actor: Actor, community_id: int | None
 def runs_inline(session: Session, run: MatchRun) -> bool:
     """Whether the run is small enough to finish within the request."""
     count = session.scalar(select(func.count()).select_from(DemandItem).where(
-        *_open_in(_scope_communities(session, run))))
+        *_open_in(scope_communities(session, run))))
     return (count or 0) <= INLINE_DEMANDS
 
 
 @write
-def _set_progress(session: Session, run_id: int, progress: int, target=None, *, now,
+def set_progress(session: Session, run_id: int, progress: int, target=None, *, now,
                   error: str | None = None, summary: dict | None = None) -> None:
     run = session.get(MatchRun, run_id)
     run.progress = progress
@@ -326,23 +326,23 @@ def execute_match_run(session: Session, *, run_id: int, now: datetime | None = N
     """
     clock = (lambda: now) if now is not None else utcnow  # tests pin the time; runs take real time
     now = clock()
-    _set_progress(session, run_id, 5, MatchRunStatus.RUNNING, now=now)
+    set_progress(session, run_id, 5, MatchRunStatus.RUNNING, now=now)
     try:
         run = session.get(MatchRun, run_id)
         stamps, data = build_match_problem(session, run, now)
         params = run.params
         session.rollback()  # end the read transaction before the long solve
-        _set_progress(session, run_id, 30, now=now)
+        set_progress(session, run_id, 30, now=now)
         result = _solve(data, params)
-        _set_progress(session, run_id, 80, now=now)
+        set_progress(session, run_id, 80, now=now)
         _write_proposals(session, run_id=run_id, result=result, stamps=stamps, now=clock())
     except (ProblemError, ValidationError) as exc:
         session.rollback()
-        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(), error=str(exc))
+        set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(), error=str(exc))
     except Exception as exc:  # the run records what went wrong; the caller goes on
         log.exception("match run %s failed", run_id)
         session.rollback()
-        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(),
+        set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(),
                       error=f"internal error: {type(exc).__name__}")
     return session.get(MatchRun, run_id)
 
@@ -358,7 +358,7 @@ def preview_match(session: Session, *, actor: Actor, community_id: int | None = 
                   now: datetime | None = None) -> dict:
     """A dry run: the proposals a run would make and its figures; nothing is written."""
     now = now or utcnow()
-    _check_scope(session, actor, community_id, subdistrict_id)
+    check_scope(session, actor, community_id, subdistrict_id)
     params = clean_params(params)
     run = MatchRun(community_id=community_id, subdistrict_id=subdistrict_id, params=params)
     try:
@@ -405,7 +405,7 @@ def _supersede(session: Session, demand_ids: set[int], now: datetime) -> None:
         audit.transition(session, old, ProposalStatus.SUPERSEDED, actor=SYSTEM, now=now)
 
 
-def _visible_runs(actor: Actor):
+def visible_runs(actor: Actor):
     conds = overseen(actor, MatchRun.community_id)
     if actor.admin_subdistricts:
         conds.append(MatchRun.subdistrict_id.in_(actor.admin_subdistricts))
@@ -416,7 +416,7 @@ def _visible_runs(actor: Actor):
 
 
 def get_match_run(session: Session, *, actor: Actor, run_id: int) -> MatchRun:
-    run = session.scalar(_visible_runs(actor).where(MatchRun.id == run_id))
+    run = session.scalar(visible_runs(actor).where(MatchRun.id == run_id))
     if run is None:
         raise NotFoundError("match run", run_id)
     return run
@@ -424,7 +424,7 @@ def get_match_run(session: Session, *, actor: Actor, run_id: int) -> MatchRun:
 
 def list_match_runs(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                     per_page: int = 20):
-    stmt = _visible_runs(actor)
+    stmt = visible_runs(actor)
     for key in ("community_id", "subdistrict_id", "status"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(MatchRun, key) == filters[key])

@@ -34,10 +34,11 @@ from web.services import audit
 from web.services.base import Page, lock, need_reason, paginate, require, utcnow, write
 from web.services.matching import (
     StaleProposalError,
-    _check_scope,
-    _scope_communities,
-    _visible_runs,
+    check_scope,
     clean_params,
+    scope_communities,
+    set_progress,
+    visible_runs,
 )
 from web.services.scope import overseen, scoped
 from web.services.volunteers import claim_post, post_load
@@ -65,7 +66,7 @@ def _volunteers(session: Session, communities: list[int]) -> list[VolunteerProfi
 
 def build_people_problem(session: Session, run: MatchRun) -> tuple[dict, dict]:
     """The run's problem in the matcher's record format, and the edit stamps as read."""
-    communities = _scope_communities(session, run)
+    communities = scope_communities(session, run)
     places = {c.id: c for c in session.scalars(select(Community).where(
         Community.id.in_(communities)))}
     posts, people = _open_posts(session, communities), _volunteers(session, communities)
@@ -131,7 +132,7 @@ def create_people_run(session: Session, *, actor: Actor, community_id: int | Non
                       now: datetime | None = None) -> MatchRun:
     """Queue a run proposing volunteers for the open posts of a community or subdistrict."""
     now = now or utcnow()
-    _check_scope(session, actor, community_id, subdistrict_id)
+    check_scope(session, actor, community_id, subdistrict_id)
     params = clean_params(params)
     if params["pinned"] or params["forbidden"]:
         raise ValidationError("pinned and forbidden pairs are for unit runs")
@@ -147,10 +148,8 @@ def create_people_run(session: Session, *, actor: Actor, community_id: int | Non
 
 def execute_people_run(session: Session, *, run_id: int, now: datetime | None = None) -> MatchRun:
     """Read, solve outside a transaction, write the proposals; a failure is recorded on the run."""
-    from web.services.matching import _set_progress
-
     clock = (lambda: now) if now is not None else utcnow
-    _set_progress(session, run_id, 5, MatchRunStatus.RUNNING, now=clock())
+    set_progress(session, run_id, 5, MatchRunStatus.RUNNING, now=clock())
     try:
         run = session.get(MatchRun, run_id)
         stamps, data = build_people_problem(session, run)
@@ -161,7 +160,7 @@ def execute_people_run(session: Session, *, run_id: int, now: datetime | None = 
         _write(session, run_id=run_id, result=result, stamps=stamps, now=clock())
     except (ProblemError, ValidationError) as exc:
         session.rollback()
-        _set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(), error=str(exc))
+        set_progress(session, run_id, 100, MatchRunStatus.FAILED, now=clock(), error=str(exc))
     return session.get(MatchRun, run_id)
 
 
@@ -281,7 +280,7 @@ def reject_people_proposal(session: Session, *, actor: Actor, proposal_id: int,
 
 
 def get_people_run(session: Session, *, actor: Actor, run_id: int) -> MatchRun:
-    run = session.scalar(_visible_runs(actor).where(MatchRun.id == run_id,
+    run = session.scalar(visible_runs(actor).where(MatchRun.id == run_id,
                                                     MatchRun.subject == "volunteers"))
     if run is None:
         raise NotFoundError("MatchRun", run_id)
