@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test install lint bench check-migrations clean
+.PHONY: run test install lint bench check-migrations clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,10 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+## make i18n: extract the pages' messages into web/translations/messages.pot, merge them into the
+## Chinese catalogue (translate the new ones in messages.po), and compile it
+i18n: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot --no-location --sort-output --project Linli .
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations -l zh --ignore-obsolete
+	$(BIN)/pybabel compile -d web/translations

@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         make_session_factory(engine.execution_options(linli_read_only=True)))
 
     _register_api(app)
+    _register_pages(app)
     _register_basics(app)
     from web.cli import register_cli
 
@@ -109,6 +110,14 @@ def _register_api(app: Flask) -> None:
     app.register_error_handler(LinliError, handle_linli_error)
     app.register_error_handler(DataError, handle_data_error)
     app.register_error_handler(Exception, handle_unexpected)
+
+
+def _register_pages(app: Flask) -> None:
+    from web.i18n import init_i18n
+    from web.pages.views import init_pages
+
+    init_i18n(app)
+    init_pages(app)
 
 
 def _register_basics(app: Flask) -> None:

@@ -1,0 +1,149 @@
+"""The pages through Flask's test client: sign in, language, the resident's points and basket,
+the clerk's counter, CSRF, and the Chinese catalogue being complete and compiled."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.integration.lovebank_helpers import fund_wallet, goods
+from web.models import MarketOrder
+
+pytestmark = pytest.mark.db
+
+TRANSLATIONS = Path(__file__).resolve().parents[2] / "web" / "translations"
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client, name: str, password: str = "password123"):
+    page = client.get("/login")
+    return client.post("/login", data={"username": name, "password": password,
+                                       "csrf_token": csrf(page.text)}, follow_redirects=True)
+
+
+def alerts(html: str) -> list[str]:
+    return re.findall(r'class="alert alert-\w+" role="alert">([^<]+)<', html)
+
+
+def test_the_login_page_is_chinese_by_default(client):
+    page = client.get("/login")
+    assert page.status_code == 200
+    assert '<html lang="zh-CN">' in page.text and "登录" in page.text and "密码" in page.text
+
+
+def test_a_wrong_password_is_refused_on_the_page(client, world):
+    page = sign_in(client, "res_a1", "wrong")
+    assert page.status_code == 401 and "用户名或密码错误" in page.text
+
+
+def test_a_resident_lands_on_her_points_and_a_clerk_on_the_counter(app, world):
+    resident, clerk = app.test_client(), app.test_client()
+    assert sign_in(resident, "res_a1").request.path == "/me/points"
+    assert sign_in(clerk, "clerk_a1").request.path == "/counter"
+
+
+def test_other_roles_are_told_their_pages_are_not_built_yet(client, world):
+    page = sign_in(client, "sec_a1")
+    assert page.request.path == "/home" and "尚在建设中" in page.text
+
+
+def test_the_language_switch_is_remembered_on_the_user(app, client, world):
+    page = sign_in(client, "res_a1")
+    switched = client.post("/language", data={"lang": "en", "next": "/me/points",
+                                               "csrf_token": csrf(page.text)},
+                           follow_redirects=True)
+    assert "My points" in switched.text and '<html lang="en">' in switched.text
+    again = app.test_client()
+    assert "My points" in sign_in(again, "res_a1").text  # a new session, the user's choice
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(client, world):
+    item = goods(world, price=10, stock=3)
+    fund_wallet(world, "res_a1", 50)
+    sign_in(client, "res_a1")
+    refused = client.post("/market/order", data={f"qty-{item.id}": "1", "order_key": "k1",
+                                                 "csrf_token": "forged"})
+    assert refused.status_code == 400
+    assert world.session.query(MarketOrder).count() == 0
+
+
+def test_a_basket_ordered_on_the_page_shows_its_code_and_a_second_send_orders_nothing_more(
+        client, world):
+    item = goods(world, price=10, stock=3)
+    fund_wallet(world, "res_a1", 50)
+    market = sign_in(client, "res_a1") and client.get("/market")
+    key = re.search(r'name="order_key" value="([^"]+)"', market.text).group(1)
+    form = {f"qty-{item.id}": "2", "order_key": key, "csrf_token": csrf(market.text)}
+    first = client.post("/market/order", data=form, follow_redirects=True)
+    code = re.search(r'data-testid="code">([A-Z0-9]+)<', first.text).group(1)
+    assert "<svg" in first.text, first.text
+    assert "待领取" in first.text, re.findall(r"data-testid=.status.>[^<]*<", first.text)
+    second = client.post("/market/order", data=form, follow_redirects=True)
+    assert second.request.path == first.request.path
+    assert world.session.query(MarketOrder).filter_by(code=code).count() == 1
+    assert world.session.query(MarketOrder).count() == 1
+
+
+def test_a_basket_beyond_the_wallet_says_why_in_chinese_and_moves_nothing(client, world):
+    item = goods(world, price=40, stock=3)
+    fund_wallet(world, "res_a1", 30)
+    market = sign_in(client, "res_a1") and client.get("/market")
+    key = re.search(r'name="order_key" value="([^"]+)"', market.text).group(1)
+    page = client.post("/market/order", data={f"qty-{item.id}": "1", "order_key": key,
+                                              "csrf_token": csrf(market.text)},
+                       follow_redirects=True)
+    assert any(text.startswith("积分不足") for text in alerts(page.text)), alerts(page.text)
+    assert world.session.query(MarketOrder).count() == 0
+
+
+def test_the_clerk_hands_over_once_and_a_reused_code_is_refused(app, world):
+    item = goods(world, price=10, stock=3)
+    fund_wallet(world, "res_a1", 50)
+    resident, clerk = app.test_client(), app.test_client()
+    market = sign_in(resident, "res_a1") and resident.get("/market")
+    key = re.search(r'name="order_key" value="([^"]+)"', market.text).group(1)
+    ordered = resident.post("/market/order", data={f"qty-{item.id}": "1", "order_key": key,
+                                                   "csrf_token": csrf(market.text)},
+                            follow_redirects=True)
+    code = re.search(r'data-testid="code">([A-Z0-9]+)<', ordered.text).group(1)
+    counter = sign_in(clerk, "clerk_a1")
+    handed = clerk.post("/counter", data={"code": code.lower(), "csrf_token": csrf(counter.text)})
+    assert 'data-testid="handed"' in handed.text and "已发放" in handed.text
+    again = clerk.post("/counter", data={"code": code, "csrf_token": csrf(handed.text)})
+    assert 'data-testid="handed"' not in again.text
+    assert any(text.startswith("当前无法办理") for text in alerts(again.text))
+
+
+def test_every_message_of_the_pages_has_a_chinese_translation_compiled():
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+
+    with open(TRANSLATIONS / "messages.pot", "rb") as handle:
+        template = {m.id for m in read_po(handle) if m.id}
+    with open(TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po", "rb") as handle:
+        po = {m.id: m.string for m in read_po(handle) if m.id}
+    with open(TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.mo", "rb") as handle:
+        mo = {m.id: m.string for m in read_mo(handle) if m.id}
+    assert template <= set(po), sorted(template - set(po))
+    assert all(po[msgid] for msgid in template), [m for m in template if not po[m]]
+    assert mo == po  # the compiled catalogue is the one in the repository
+
+
+def test_the_template_catalogue_holds_every_message_in_the_code(tmp_path):
+    from babel.messages.frontend import CommandLineInterface
+    from babel.messages.pofile import read_po
+
+    root = TRANSLATIONS.parents[1]
+    out = tmp_path / "now.pot"
+    CommandLineInterface().run(["pybabel", "-q", "extract", "-F", str(root / "babel.cfg"),
+                                "-k", "_l", "-o", str(out), "--no-location", str(root)])
+    with open(out, "rb") as handle:
+        now = {m.id for m in read_po(handle) if m.id}
+    with open(TRANSLATIONS / "messages.pot", "rb") as handle:
+        kept = {m.id for m in read_po(handle) if m.id}
+    assert now == kept, ("run `make i18n`", sorted(now ^ kept))

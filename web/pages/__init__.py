@@ -1,0 +1,11 @@
+"""Server-rendered pages (Jinja, progressive enhancement): the people's way into Linli.
+
+Views are thin: they read a form, call one service function with the signed-in actor, and
+render. A refused action (any LinliError) is shown as a readable message in the user's
+language on the same page; nothing half-done is ever saved, because the service's transaction
+rolled back.
+"""
+
+from web.pages.views import bp
+
+__all__ = ["bp"]

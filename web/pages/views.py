@@ -1,0 +1,297 @@
+"""The pages: sign in and out, language, each role's home, the resident's points and the
+supermarket, and the clerk's counter."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from functools import wraps
+
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
+
+from web.api.common import csrf_token, db
+from web.domain.actor import Actor
+from web.errors import AuthenticationError, LinliError
+from web.i18n import LANGUAGES
+from web.models import Community, User
+from web.services import lovebank, market
+from web.services.auth import authenticate, load_actor
+
+bp = Blueprint("pages", __name__)
+
+ROLE_NAMES = {
+    "subdistrict_admin": _l("Subdistrict admin"), "secretary": _l("Community secretary"),
+    "grid_worker": _l("Grid worker"), "unit_admin": _l("Unit admin"),
+    "clerk": _l("Supermarket clerk"), "resident": _l("Resident"),
+}
+ORDER_STATUS = {"reserved": _l("waiting to be collected"), "collected": _l("collected"),
+                "cancelled": _l("cancelled"), "expired": _l("not collected in time, refunded")}
+
+
+def error_text(exc: LinliError) -> str:
+    """A refused action in the user's language: the known kinds by their code, with the
+    service's own words after them."""
+    known = {
+        "insufficient_points": _("Not enough points."),
+        "out_of_stock": _("Not enough left in stock."),
+        "limit_reached": _("That is more than one person may have this month."),
+        "validation_error": _("Please check what you entered."),
+        "forbidden": _("Your role may not do this."),
+        "not_found": _("Not found, or not yours to see."),
+        "conflict": _("This cannot be done now."),
+        "idempotency_key_reused": _("This form was already sent."),
+        "unauthenticated": _("Please sign in."),
+    }
+    return f"{known.get(exc.code, _('This cannot be done now.'))} ({exc.message})"
+
+
+@bp.app_context_processor
+def _globals() -> dict:
+    return {"csrf_token": csrf_token, "languages": LANGUAGES, "role_names": ROLE_NAMES,
+            "order_status": ORDER_STATUS,
+            "get_locale": get_locale, "format_date": format_date,
+            "format_datetime": format_datetime,
+            "current_role": session.get("role"), "signed_in_user": g.get("page_user")}
+
+
+@bp.before_app_request
+def _who() -> None:
+    """Load the signed-in user (if any) so the language and menus can follow them."""
+    user_id = session.get("user_id")
+    if user_id is None or request.path.startswith("/api/"):
+        return
+    user = db().get(User, user_id)
+    if user is None or not user.is_active:
+        session.pop("user_id", None)
+        return
+    g.page_user = user
+    g.user_locale = user.locale
+
+
+def _check_csrf() -> None:
+    sent = request.form.get("csrf_token", "")
+    if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+        abort(400, description="CSRF")
+
+
+def signed_in(view):
+    """A page for signed-in users; the actor is passed in, and POSTs must carry the CSRF token."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.get("page_user") is None:
+            return redirect(url_for("pages.login", next=request.path))
+        if request.method == "POST":
+            _check_csrf()
+        actor = load_actor(db(), g.page_user.id)
+        return view(actor, *args, **kwargs)
+    return wrapper
+
+
+def roles_of(actor: Actor) -> list[str]:
+    return sorted({str(grant.role) for grant in actor.grants})
+
+
+def current_role(actor: Actor) -> str | None:
+    roles = roles_of(actor)
+    chosen = session.get("role")
+    return chosen if chosen in roles else (roles[0] if roles else None)
+
+
+def community_of(actor: Actor, role: str) -> int | None:
+    for grant in actor.grants:
+        if str(grant.role) == role and grant.community_id:
+            return grant.community_id
+    return None
+
+
+# ---- signing in, language, home -----------------------------------------------------------
+
+@bp.get("/")
+def index():
+    return redirect(url_for("pages.home" if g.get("page_user") else "pages.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Sign in with username and password; each role lands on its own home page."""
+    if request.method == "POST":
+        _check_csrf()
+        try:
+            user = authenticate(db(), request.form.get("username", "").strip(),
+                                request.form.get("password", ""))
+        except AuthenticationError:
+            flash(_("Wrong username or password."), "danger")
+            return render_template("pages/login.html"), 401
+        session.clear()
+        session["user_id"] = user.id
+        session["lang"] = user.locale if user.locale in LANGUAGES else "zh_CN"
+        target = request.args.get("next", "")
+        return redirect(target if target.startswith("/") and not target.startswith("//")
+                        else url_for("pages.home"))
+    return render_template("pages/login.html")
+
+
+@bp.post("/logout")
+def logout():
+    _check_csrf()
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("pages.login"))
+
+
+@bp.post("/language")
+def language():
+    """Switch the language; it is remembered in the session and on the signed-in user."""
+    _check_csrf()
+    lang = request.form.get("lang")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+        user = g.get("page_user")
+        if user is not None:
+            user.locale = lang
+            db().commit()
+    target = request.form.get("next", "")
+    return redirect(target if target.startswith("/") and not target.startswith("//")
+                    else url_for("pages.index"))
+
+
+@bp.post("/role")
+@signed_in
+def switch_role(actor: Actor):
+    role = request.form.get("role")
+    if role in roles_of(actor):
+        session["role"] = role
+    return redirect(url_for("pages.home"))
+
+
+HOMES = {"resident": "pages.my_points", "clerk": "pages.counter"}
+
+
+@bp.get("/home")
+@signed_in
+def home(actor: Actor):
+    """Each role's home page; roles whose pages are not built yet see what exists for them."""
+    role = current_role(actor)
+    if role in HOMES:
+        return redirect(url_for(HOMES[role]))
+    return render_template("pages/home.html", role=role, roles=roles_of(actor))
+
+
+# ---- the resident: points and the supermarket ----------------------------------------------
+
+def _resident_community(actor: Actor) -> int:
+    community_id = community_of(actor, "resident")
+    if community_id is None:
+        abort(403)
+    return community_id
+
+
+@bp.get("/me/points")
+@signed_in
+def my_points(actor: Actor):
+    """My points: balance, what expires when, and every line with its reason."""
+    wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id, limit=50)
+    names = {c.id: c.name for c in db().query(Community).filter(
+        Community.id.in_([w["community_id"] for w in wallets] or [0]))}
+    return render_template("pages/points.html", wallets=wallets, names=names)
+
+
+@bp.get("/market")
+@signed_in
+def market_page(actor: Actor):
+    """The supermarket's catalogue with a basket form (a fresh key makes a double send safe)."""
+    community_id = _resident_community(actor)
+    page = market.list_items(db(), actor=actor, community_id=community_id, filters={},
+                             per_page=100)
+    wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id,
+                                 community_id=community_id, limit=1)
+    return render_template("pages/market.html", items=page.items,
+                           usable=wallets[0]["usable"] if wallets else 0,
+                           order_key=secrets.token_urlsafe(16))
+
+
+@bp.post("/market/order")
+@signed_in
+def market_order(actor: Actor):
+    community_id = _resident_community(actor)
+    lines = []
+    for name, value in request.form.items():
+        if name.startswith("qty-") and value.strip() not in ("", "0"):
+            try:
+                lines.append({"item_id": int(name[4:]), "quantity": int(value)})
+            except ValueError:
+                flash(_("Please check what you entered."), "danger")
+                return redirect(url_for("pages.market_page"))
+    if not lines:
+        flash(_("Choose at least one item."), "warning")
+        return redirect(url_for("pages.market_page"))
+    try:
+        order = market.place_order(db(), actor=actor, community_id=community_id, lines=lines,
+                                   idempotency_key=request.form.get("order_key"))
+    except LinliError as exc:
+        flash(error_text(exc), "danger")
+        return redirect(url_for("pages.market_page"))
+    return redirect(url_for("pages.order_page", order_id=order.id))
+
+
+@bp.get("/market/orders/<int:order_id>")
+@signed_in
+def order_page(actor: Actor, order_id: int):
+    """An order: its code as text and as a QR code, to show at the counter."""
+    try:
+        order = market.get_order(db(), actor=actor, order_id=order_id)
+    except LinliError:
+        abort(404)
+    svg = io.BytesIO()
+    segno.make(order.code, error="m").save(svg, kind="svg", scale=6, border=2, xmldecl=False,
+                                           svgns=True, title=order.code)
+    return render_template("pages/order.html", order=order, qr=Markup(svg.getvalue().decode()))
+
+
+# ---- the clerk: the counter ------------------------------------------------------------------
+
+@bp.route("/counter", methods=["GET", "POST"])
+@signed_in
+def counter(actor: Actor):
+    """The counter: enter or scan a code and hand the basket over."""
+    handed = None
+    if request.method == "POST":
+        try:
+            handed = market.hand_over(db(), actor=actor, code=request.form.get("code", ""))
+            flash(_("Handed over. Code %(code)s is used now.", code=handed.code), "success")
+        except LinliError as exc:
+            flash(error_text(exc), "danger")
+    return render_template("pages/counter.html", handed=handed)
+
+
+@bp.errorhandler(400)
+def _bad_request(_exc):
+    return render_template("pages/error.html",
+                           message=_("The form expired; please try again.")), 400
+
+
+def init_pages(app) -> None:
+    """Register the pages and their local Bootstrap assets (no CDN)."""
+    from flask_bootstrap import Bootstrap5
+
+    app.config.setdefault("BOOTSTRAP_SERVE_LOCAL", True)
+    Bootstrap5(app)
+    app.register_blueprint(bp)
