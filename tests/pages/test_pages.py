@@ -147,3 +147,20 @@ def test_the_template_catalogue_holds_every_message_in_the_code(tmp_path):
     with open(TRANSLATIONS / "messages.pot", "rb") as handle:
         kept = {m.id for m in read_po(handle) if m.id}
     assert now == kept, ("run `make i18n`", sorted(now ^ kept))
+
+
+def test_the_public_disclosure_page_shows_work_points_and_fund_without_personal_data(
+        client, world):
+    from tests.factories import claim
+    from web.services import market
+
+    fund_wallet(world, "res_a1", 50)
+    market.donate_money(world.session, actor=world.actor("sec_a1"), community_id=world["a1"],
+                        amount_fen=12_345, donor_type="resident", donor_name="王小明",
+                        reason="捐款", idempotency_key="pub-1")
+    claim(world, "x", "d_a1")
+    page = client.get("/public/C-a1")  # no sign-in
+    assert page.status_code == 200 and "公示" in page.text
+    assert "123.45" in page.text and "王**" in page.text and "王小明" not in page.text
+    assert "13712345678" not in page.text and "3号楼" not in page.text and "王奶奶" not in page.text
+    assert client.get("/public/NOPE").status_code == 404

@@ -282,6 +282,27 @@ def counter(actor: Actor):
     return render_template("pages/counter.html", handed=handed)
 
 
+# ---- public disclosure (公示), no sign-in -----------------------------------------------------
+
+@bp.get("/public")
+def public_index():
+    """Every community's disclosure page."""
+    communities = db().query(Community).order_by(Community.code).all()
+    return render_template("pages/public_index.html", communities=communities)
+
+
+@bp.get("/public/<code>")
+def public_page(code: str):
+    """A community's disclosure: work done and by whom, points, the fund; no personal data."""
+    from web.services.disclosure import community_by_code, disclosure
+
+    try:
+        community = community_by_code(db(), code)
+    except LinliError:
+        abort(404)
+    return render_template("pages/public.html", data=disclosure(db(), community_id=community.id))
+
+
 @bp.errorhandler(400)
 def _bad_request(_exc):
     return render_template("pages/error.html",

@@ -1,0 +1,130 @@
+"""Public disclosure (公示): what a community's co-building did, for anyone, with no personal data.
+
+Only aggregates and organisations appear: demand titles and categories, the units that did the
+work, points issued and redeemed, money in and out of the fund. Residents are never named (a
+resident donor shows as a masked name), and no phone or address is read at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from web.domain.states import AssignmentStatus, DemandStatus
+from web.errors import NotFoundError
+from web.models import (
+    Assignment,
+    Category,
+    Community,
+    DemandItem,
+    LedgerEntry,
+    LedgerTransfer,
+    Unit,
+    WorkReport,
+)
+
+DONE = (DemandStatus.VERIFIED, DemandStatus.CLOSED)
+RECENT = 30
+
+
+def mask(name: str | None) -> str:
+    """A person's name with all but the first character hidden (张桂兰 → 张**)."""
+    if not name:
+        return ""
+    return name[0] + "*" * max(1, len(name) - 1)
+
+
+def community_by_code(session: Session, code: str) -> Community:
+    community = session.scalar(select(Community).where(Community.code == code))
+    if community is None:
+        raise NotFoundError("Community", code)
+    return community
+
+
+def disclosure(session: Session, *, community_id: int, now: datetime | None = None) -> dict:
+    """The community's public figures and its recent completed work."""
+    community = session.get(Community, community_id)
+    if community is None:
+        raise NotFoundError("Community", community_id)
+    done = [str(s) for s in DONE]
+    count = session.scalar(select(func.count()).select_from(DemandItem).where(
+        DemandItem.community_id == community_id, DemandItem.status.in_(done))) or 0
+    recent = session.execute(
+        select(DemandItem.id, DemandItem.title, Category.name_zh, Category.name_en,
+               DemandItem.updated_at)
+        .join(Category, Category.id == DemandItem.category_id)
+        .where(DemandItem.community_id == community_id, DemandItem.status.in_(done))
+        .order_by(DemandItem.updated_at.desc()).limit(RECENT)).all()
+    units = _units_of(session, [row.id for row in recent])
+    return {
+        "community": community, "completed": count,
+        "recent": [{"title": r.title, "category_zh": r.name_zh, "category_en": r.name_en,
+                    "on": r.updated_at, "units": units.get(r.id, [])} for r in recent],
+        "contributors": _contributors(session, community_id),
+        "points": _points(session, community_id),
+        "fund": _fund(session, community_id),
+    }
+
+
+def _units_of(session: Session, demand_ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for demand_id, name in session.execute(
+            select(Assignment.demand_id, Unit.name).join(Unit, Unit.id == Assignment.unit_id)
+            .where(Assignment.demand_id.in_(demand_ids or [0]),
+                   Assignment.status == str(AssignmentStatus.COMPLETED))
+            .order_by(Assignment.is_lead.desc(), Unit.name)):
+        out.setdefault(demand_id, []).append(name)
+    return out
+
+
+def _contributors(session: Session, community_id: int) -> list[dict]:
+    """Units by completed work in the community, with the value they reported (in fen)."""
+    rows = session.execute(
+        select(Unit.name, func.count(WorkReport.id), func.coalesce(func.sum(WorkReport.value_fen), 0))
+        .join(WorkReport, WorkReport.unit_id == Unit.id)
+        .join(DemandItem, DemandItem.id == WorkReport.demand_id)
+        .where(DemandItem.community_id == community_id, WorkReport.status == "verified")
+        .group_by(Unit.name).order_by(func.count(WorkReport.id).desc(), Unit.name)
+        .limit(20)).all()
+    return [{"unit": name, "reports": n, "value_fen": int(value)} for name, n, value in rows]
+
+
+def _sum_kinds(session: Session, community_id: int, asset: str, kinds: tuple[str, ...],
+               positive: bool) -> int:
+    """The sum of the positive (or negative) legs of transfers of `kinds`."""
+    amount = LedgerEntry.amount
+    stmt = (select(func.coalesce(func.sum(amount), 0))
+            .join(LedgerTransfer, LedgerTransfer.id == LedgerEntry.transfer_id)
+            .where(LedgerTransfer.community_id == community_id, LedgerTransfer.asset == asset,
+                   LedgerTransfer.kind.in_(kinds), amount > 0 if positive else amount < 0))
+    return abs(int(session.scalar(stmt) or 0))
+
+
+def _points(session: Session, community_id: int) -> dict:
+    issued = _sum_kinds(session, community_id, "points", ("credit", "award"), True)
+    redeemed = _sum_kinds(session, community_id, "points", ("redemption",), True)
+    refunded = _sum_kinds(session, community_id, "points", ("refund",), False)
+    return {"issued": issued, "redeemed": redeemed - refunded}
+
+
+def _fund(session: Session, community_id: int) -> dict:
+    donations = session.execute(
+        select(LedgerTransfer.source_type, LedgerTransfer.source_id, LedgerTransfer.detail,
+               LedgerTransfer.created_at)
+        .where(LedgerTransfer.community_id == community_id,
+               LedgerTransfer.kind == "donation")
+        .order_by(LedgerTransfer.created_at.desc()).limit(RECENT)).all()
+    unit_names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(
+        [int(d.source_id) for d in donations if d.source_type == "unit"] or [0]))).all())
+    return {
+        "in_fen": _sum_kinds(session, community_id, "fen", ("donation",), True),
+        "out_fen": _sum_kinds(session, community_id, "fen", ("purchase",), True),
+        "donations": [{
+            "donor": unit_names.get(int(d.source_id), "") if d.source_type == "unit"
+            else mask(d.source_id),
+            "fen": (d.detail or {}).get("donation_fen", 0),
+            "grant_fen": (d.detail or {}).get("matching_grant_fen", 0), "on": d.created_at}
+            for d in donations],
+    }
