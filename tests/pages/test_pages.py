@@ -48,7 +48,7 @@ def test_a_resident_lands_on_her_points_and_a_clerk_on_the_counter(app, world):
 
 
 def test_other_roles_are_told_their_pages_are_not_built_yet(client, world):
-    page = sign_in(client, "sec_a1")
+    page = sign_in(client, "unit_x")
     assert page.request.path == "/home" and "尚在建设中" in page.text
 
 
@@ -164,3 +164,48 @@ def test_the_public_disclosure_page_shows_work_points_and_fund_without_personal_
     assert "123.45" in page.text and "王**" in page.text and "王小明" not in page.text
     assert "13712345678" not in page.text and "3号楼" not in page.text and "王奶奶" not in page.text
     assert client.get("/public/NOPE").status_code == 404
+
+
+def test_the_secretary_lands_on_her_work_queue_and_approves_a_claim_in_one_click(client, world):
+    from tests.factories import claim
+    from web.models import Assignment
+
+    pending = claim(world, "x", "d_a1")
+    page = sign_in(client, "sec_a1")
+    assert page.request.path == "/secretary" and "待审批的认领" in page.text
+    assert f"/secretary/claims/{pending.id}" in page.text
+    done = client.post(f"/secretary/claims/{pending.id}",
+                       data={"decision": "approve", "csrf_token": csrf(page.text)},
+                       follow_redirects=True)
+    assert "认领已批准。" in alerts(done.text)
+    world.session.expire_all()
+    assert world.session.get(Assignment, pending.id).status == "approved"
+
+
+def test_rejecting_a_claim_without_a_reason_says_so_and_changes_nothing(client, world):
+    from tests.factories import claim
+    from web.models import Assignment
+
+    pending = claim(world, "x", "d_a1")
+    page = sign_in(client, "sec_a1")
+    refused = client.post(f"/secretary/claims/{pending.id}",
+                          data={"decision": "reject", "reason": " ",
+                                "csrf_token": csrf(page.text)}, follow_redirects=True)
+    assert any(text.startswith("请检查填写的内容") for text in alerts(refused.text))
+    world.session.expire_all()
+    assert world.session.get(Assignment, pending.id).status == "pending"
+
+
+def test_a_match_run_from_the_work_queue_proposes_with_reasons_in_words(client, world):
+    from web.models import MatchProposal
+
+    page = sign_in(client, "sec_a1")
+    ran = client.post("/secretary/match", data={"csrf_token": csrf(page.text)},
+                      follow_redirects=True)
+    assert any(text.startswith("智能匹配完成") for text in alerts(ran.text))
+    proposal = world.session.query(MatchProposal).filter_by(status="proposed").first()
+    assert proposal is not None and "能够承接该事项" in ran.text
+    approved = client.post(f"/secretary/proposals/{proposal.id}",
+                           data={"decision": "approve", "csrf_token": csrf(ran.text)},
+                           follow_redirects=True)
+    assert "建议已批准,已向单位派单。" in alerts(approved.text)

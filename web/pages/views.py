@@ -182,7 +182,8 @@ def switch_role(actor: Actor):
     return redirect(url_for("pages.home"))
 
 
-HOMES = {"resident": "pages.my_points", "clerk": "pages.counter"}
+HOMES = {"resident": "pages.my_points", "clerk": "pages.counter",
+         "secretary": "pages.secretary_home"}
 
 
 @bp.get("/home")

@@ -1,0 +1,146 @@
+"""The secretary's pages: the work queue (each item's action one click away) and match runs with
+proposals explained in plain words."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from web.api.common import db
+from web.domain.actor import Actor
+from web.errors import LinliError
+from web.pages.views import bp, community_of, error_text, signed_in
+from web.services import assignments, demands, matching, reports, wishes
+from web.services.base import utcnow
+
+WHY = {
+    "serve": _l("serves the item at all"), "skill": _l("brings the skills asked for"),
+    "distance": _l("close by"), "pairing": _l("paired (结对) with this community or grid"),
+    "urgency": _l("the item is urgent"), "waiting": _l("the item has waited"),
+    "rating": _l("good ratings for past work"),
+    "fairness": _l("already carries much work (spread it)"),
+}
+OPEN_STATES = "open,partly_covered,covered,in_progress,reported"
+
+
+def _rag(demand, now) -> str:
+    """Red: past its deadline; amber: due within a day; green: otherwise (or no deadline)."""
+    if demand.deadline is None:
+        return "green"
+    if demand.deadline <= now:
+        return "red"
+    return "amber" if demand.deadline - now <= timedelta(days=1) else "green"
+
+
+@bp.get("/secretary")
+@signed_in
+def secretary_home(actor: Actor):
+    """The work queue: claims, proposals, wishes, reports, and items overdue or nearly so."""
+    community_id = community_of(actor, "secretary")
+    if community_id is None:
+        return redirect(url_for("pages.home"))
+    session, mine = db(), {"community_id": community_id}
+    now = utcnow()
+    due = demands.list_demands(session, actor=actor, filters={
+        **mine, "status": OPEN_STATES}, per_page=100).items
+    due = sorted((d for d in due if d.deadline is not None), key=lambda d: d.deadline)
+    queue = {
+        "claims": assignments.list_assignments(session, actor=actor, filters={
+            "status": "pending", **mine}, per_page=50).items,
+        "proposals": matching.list_proposals(session, actor=actor, filters={
+            "status": "proposed", **mine}, per_page=50).items,
+        "wishes": wishes.list_wishes(session, actor=actor, filters={
+            "status": "submitted", **mine}, per_page=50).items,
+        "reports": reports.list_reports(session, actor=actor, filters={
+            "status": "submitted"}, per_page=50).items,
+        "due": [(d, _rag(d, now)) for d in due[:30]],
+    }
+    return render_template("pages/secretary.html", q=queue, why=WHY)
+
+
+def _act(call, done: str):
+    try:
+        call()
+        flash(done, "success")
+    except LinliError as exc:
+        flash(error_text(exc), "danger")
+    return redirect(request.form.get("next") or url_for("pages.secretary_home"))
+
+
+@bp.post("/secretary/claims/<int:assignment_id>")
+@signed_in
+def decide_claim(actor: Actor, assignment_id: int):
+    if request.form.get("decision") == "approve":
+        return _act(lambda: assignments.approve_claim(db(), actor=actor,
+                                                      assignment_id=assignment_id),
+                    _("Claim approved."))
+    return _act(lambda: assignments.reject_claim(db(), actor=actor, assignment_id=assignment_id,
+                                                 reason=request.form.get("reason")),
+                _("Claim rejected."))
+
+
+@bp.post("/secretary/proposals/<int:proposal_id>")
+@signed_in
+def decide_proposal(actor: Actor, proposal_id: int):
+    if request.form.get("decision") == "approve":
+        return _act(lambda: matching.approve_proposal(db(), actor=actor,
+                                                      proposal_id=proposal_id),
+                    _("Proposal approved: the unit has been dispatched."))
+    return _act(lambda: matching.reject_proposal(db(), actor=actor, proposal_id=proposal_id,
+                                                 reason=request.form.get("reason")),
+                _("Proposal rejected."))
+
+
+@bp.post("/secretary/reports/<int:report_id>")
+@signed_in
+def decide_report(actor: Actor, report_id: int):
+    if request.form.get("decision") == "verify":
+        return _act(lambda: reports.verify_report(db(), actor=actor, report_id=report_id),
+                    _("Report verified; the volunteers' points are credited."))
+    return _act(lambda: reports.return_report(db(), actor=actor, report_id=report_id,
+                                              reason=request.form.get("reason")),
+                _("Report returned for correction."))
+
+
+@bp.post("/secretary/wishes/<int:wish_id>/decline")
+@signed_in
+def decline_wish(actor: Actor, wish_id: int):
+    return _act(lambda: wishes.decline_wish(db(), actor=actor, wish_id=wish_id,
+                                            reason=request.form.get("reason")),
+                _("Wish declined."))
+
+
+@bp.post("/secretary/match")
+@signed_in
+def run_match(actor: Actor):
+    """Start a match run for the secretary's community; it finishes within the request."""
+    community_id = community_of(actor, "secretary")
+    try:
+        run = matching.create_match_run(db(), actor=actor, community_id=community_id)
+        run = matching.execute_match_run(db(), run_id=run.id)
+        count = (run.summary or {}).get("pairs", 0)
+        flash(_("Match run done: %(n)s proposals.", n=count), "success")
+    except LinliError as exc:
+        flash(error_text(exc), "danger")
+    return redirect(url_for("pages.secretary_home"))
+
+
+@bp.post("/secretary/match/approve-all")
+@signed_in
+def approve_all(actor: Actor):
+    community_id = community_of(actor, "secretary")
+    ids = [p.id for p in matching.list_proposals(db(), actor=actor, filters={
+        "status": "proposed", "community_id": community_id}, per_page=100).items]
+    done = 0
+    for proposal_id in ids:
+        try:
+            matching.approve_proposal(db(), actor=actor, proposal_id=proposal_id)
+            done += 1
+        except LinliError:
+            db().rollback()
+    flash(_("%(done)s of %(all)s proposals approved; the rest had changed.", done=done,
+            all=len(ids)), "success")
+    return redirect(url_for("pages.secretary_home"))
