@@ -23,6 +23,9 @@ RULES = {
     "multipliers": {"urgent": 120, "critical": 150, "vulnerable": 130},
     "daily_cap": 60, "monthly_cap": 600, "rounding": "half_up",
 }
+ACTIVITY_NAMES = {"deliberation_meeting": "议事协商会", "waste_sorting": "垃圾分类",
+                  "building_head": "楼栋长", "patrol": "平安巡逻",
+                  "civilised_promotion": "文明劝导"}
 # name, category, kind, points, stock, monthly limit per person, value in fen
 ITEMS = [
     ("东北大米 5kg", "粮油", "goods", 80, 30, 2, 3990),
@@ -103,7 +106,8 @@ def _awards(county, place, secretary: Actor) -> None:
         chosen = sorted(county.rng.sample(residents, 12) + [residents[0]])
         lovebank.award_points(county.s, actor=secretary, community_id=place.id,
                               activity=activity, user_ids=sorted(set(chosen)),
-                              reason=f"参加社区活动:{activity}", day=local_date(t),
+                              reason=f"参加社区活动:{ACTIVITY_NAMES[activity]}",
+                              day=local_date(t),
                               idempotency_key=f"seed-award-{place.id}-{k}", now=t)
 
 

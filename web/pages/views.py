@@ -44,8 +44,8 @@ ORDER_STATUS = {"reserved": _l("waiting to be collected"), "collected": _l("coll
 
 
 def error_text(exc: LinliError) -> str:
-    """A refused action in the user's language: the known kinds by their code, with the
-    service's own words after them."""
+    """A refused action in the user's language: the known kinds by their code (with the numbers
+    that matter); the service's own English words are added only on English pages."""
     known = {
         "insufficient_points": _("Not enough points."),
         "out_of_stock": _("Not enough left in stock."),
@@ -57,7 +57,14 @@ def error_text(exc: LinliError) -> str:
         "idempotency_key_reused": _("This form was already sent."),
         "unauthenticated": _("Please sign in."),
     }
-    return f"{known.get(exc.code, _('This cannot be done now.'))} ({exc.message})"
+    text = known.get(exc.code, _("This cannot be done now."))
+    if exc.code == "insufficient_points" and "available" in exc.params:
+        text += " " + _("%(available)s usable.", available=exc.params["available"])
+    if exc.fields:
+        text += " " + "; ".join(exc.fields)
+    if get_locale().language != "zh":
+        text += f" ({exc.message})"
+    return text
 
 
 @bp.app_context_processor
@@ -262,7 +269,8 @@ def order_page(actor: Actor, order_id: int):
     except LinliError:
         abort(404)
     svg = io.BytesIO()
-    segno.make(order.code, error="m").save(svg, kind="svg", scale=6, border=2, xmldecl=False,
+    segno.make(order.code, error="m", micro=False).save(svg, kind="svg", scale=6, border=2, xmldecl=False,
+                                           omitsize=True,
                                            svgns=True, title=order.code)
     return render_template("pages/order.html", order=order, qr=Markup(svg.getvalue().decode()))
 
