@@ -189,7 +189,6 @@ class Case:
     check: Callable | None = None  # (response json, ids, username) -> None, on success
     query: dict = field(default_factory=dict)  # query parameter -> key of an id, or a literal
     idempotent: bool = False  # the request moves points or fen: send a fresh Idempotency-Key
-    bugs: dict = field(default_factory=dict)  # (role, scope) -> reason: a known product bug
 
     @property
     def endpoint(self) -> str:
@@ -782,10 +781,7 @@ def cells():
         yield pytest.param(case, "anonymous", None, id=f"{case.label}-anonymous")
         for role in ROLES:
             for scope in ("own", "other"):
-                bug = case.bugs.get((role, scope))
-                marks = [pytest.mark.xfail(strict=True, reason=f"BUG: {bug}")] if bug else []
-                yield pytest.param(case, role, scope, id=f"{case.label}-{role}-{scope}",
-                                   marks=marks)
+                yield pytest.param(case, role, scope, id=f"{case.label}-{role}-{scope}")
 
 
 # ---- the world, built once; every test runs in a savepoint rolled back afterwards -------------

@@ -11,15 +11,12 @@ import itertools
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from web.app import create_app
-from web.config import Settings
+from tests.live_server import serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 NO_CHROMIUM = f"Chromium not installed at {CHROMIUM}: browser tests not run"
@@ -31,9 +28,12 @@ DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Without Chromium, skip every browser test with the same clear reason."""
+    """Without Chromium, skip every browser test with the same clear reason — except where
+    LINLI_REQUIRE_BROWSER=1 (CI sets it), where a missing browser fails the run instead."""
     if CHROMIUM.exists():
         return
+    if os.environ.get("LINLI_REQUIRE_BROWSER") == "1":
+        raise pytest.UsageError(f"{NO_CHROMIUM}, and LINLI_REQUIRE_BROWSER=1 requires them")
     skip = pytest.mark.skip(reason=NO_CHROMIUM)
     for item in items:
         if item.get_closest_marker("e2e"):
@@ -71,16 +71,8 @@ def demo_database(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def live_server(demo_database) -> Iterator[str]:
     """The app on a real threaded server on 127.0.0.1, on a free port."""
-    app = create_app(Settings(database_url=demo_database, secret_key="e2e-secret"))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=30)
-    server.server_close()
-    app.extensions["linli"].engine.dispose()
-
+    with serve(demo_database, secret_key="e2e-secret") as url:
+        yield url
 
 @pytest.fixture(scope="session")
 def browser():

@@ -10,19 +10,16 @@ released together by a barrier.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from tests.conftest import NOW, migrate
 from tests.factories import build_world, make_demand, make_resource, make_unit
 from tests.integration.fresh_db import WAIT, FreshDatabase, Outcome, at_once, post_json
 from tests.integration.fresh_db import postgres_database as _postgres_database
-from web.app import create_app
-from web.config import Settings
+from tests.live_server import serve
 from web.db import make_engine, make_session_factory
 from web.domain.actor import Actor
 from web.errors import ConflictError, NotFoundError
@@ -253,16 +250,8 @@ def test_concurrent_approvals_of_a_team_keep_one_lead_and_exact_coverage(fresh, 
 @pytest.fixture
 def live_server(fresh):
     """The app on a real threaded server on 127.0.0.1, with its own engine as in production."""
-    app = create_app(Settings(database_url=fresh.url, secret_key="x", testing=True))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=WAIT)
-    server.server_close()
-    app.extensions["linli"].engine.dispose()
-
+    with serve(fresh.url, wait=WAIT) as url:
+        yield url
 
 def test_32_simultaneous_claim_requests_yield_one_201_and_31_409s(fresh, crowd, live_server):
     demand_id = new_demand(fresh, quantity=1)

@@ -9,13 +9,11 @@ session puts exactly everyone past its headcount on the waiting list.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from tests.conftest import NOW, migrate
 from tests.factories import build_world, category_id, make_user
@@ -27,8 +25,7 @@ from tests.integration.fresh_db import (
     fresh_database_url,
     post_json,
 )
-from web.app import create_app
-from web.config import Settings
+from tests.live_server import serve
 from web.db import make_engine, make_session_factory
 from web.domain.actor import Actor
 from web.domain.states import HOLDING_CLAIM
@@ -152,16 +149,8 @@ def test_32_volunteers_claiming_a_post_of_five_at_once_get_exactly_five_places(f
 @pytest.fixture
 def live_server(fresh):
     """The app on a real threaded server on 127.0.0.1, with its own engine as in production."""
-    app = create_app(Settings(database_url=fresh.url, secret_key="x", testing=True))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=WAIT)
-    server.server_close()
-    app.extensions["linli"].engine.dispose()
-
+    with serve(fresh.url, wait=WAIT) as url:
+        yield url
 
 def test_32_simultaneous_claim_requests_yield_five_201s_and_27_post_full_409s(fresh, crowd,
                                                                              live_server):
