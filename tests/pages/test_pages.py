@@ -210,3 +210,14 @@ def test_a_match_run_from_the_work_queue_proposes_with_reasons_in_words(client, 
                            data={"decision": "approve", "csrf_token": csrf(ran.text)},
                            follow_redirects=True)
     assert "建议已批准,已向单位派单。" in alerts(approved.text)
+
+
+def test_a_redirect_after_an_action_never_leaves_the_site(client, world):
+    from tests.factories import claim
+
+    pending = claim(world, "x", "d_a1")
+    page = sign_in(client, "sec_a1")
+    answer = client.post(f"/secretary/claims/{pending.id}",
+                         data={"decision": "approve", "next": "//evil.example/x",
+                               "csrf_token": csrf(page.text)})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/secretary"

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from web.api.common import db
 from web.domain.actor import Actor
 from web.errors import LinliError
-from web.pages.views import bp, community_of, error_text, signed_in
+from web.pages.views import bp, community_of, error_text, local_target, signed_in
 from web.services import assignments, demands, matching, reports, wishes
 from web.services.base import utcnow
 
@@ -67,7 +67,7 @@ def _act(call, done: str):
         flash(done, "success")
     except LinliError as exc:
         flash(error_text(exc), "danger")
-    return redirect(request.form.get("next") or url_for("pages.secretary_home"))
+    return redirect(local_target(request.form.get("next"), url_for("pages.secretary_home")))
 
 
 @bp.post("/secretary/claims/<int:assignment_id>")

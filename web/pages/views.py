@@ -90,6 +90,12 @@ def _who() -> None:
     g.user_locale = user.locale
 
 
+def local_target(target: str | None, default: str) -> str:
+    """`target` if it is a path on this site (never another host), else `default`."""
+    target = target or ""
+    return target if target.startswith("/") and not target.startswith("//") else default
+
+
 def _check_csrf() -> None:
     sent = request.form.get("csrf_token", "")
     if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
@@ -147,9 +153,7 @@ def login():
         session.clear()
         session["user_id"] = user.id
         session["lang"] = user.locale if user.locale in LANGUAGES else "zh_CN"
-        target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//")
-                        else url_for("pages.home"))
+        return redirect(local_target(request.args.get("next"), url_for("pages.home")))
     return render_template("pages/login.html")
 
 
@@ -175,9 +179,7 @@ def language():
         if user is not None:
             user.locale = lang
             db().commit()
-    target = request.form.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//")
-                    else url_for("pages.index"))
+    return redirect(local_target(request.form.get("next"), url_for("pages.index")))
 
 
 @bp.post("/role")
