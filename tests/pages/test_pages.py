@@ -190,11 +190,29 @@ def test_rejecting_a_claim_without_a_reason_says_so_and_changes_nothing(client, 
     pending = claim(world, "x", "d_a1")
     page = sign_in(client, "sec_a1")
     refused = client.post(f"/secretary/claims/{pending.id}",
-                          data={"decision": "reject", "reason": " ",
+                          data={"decision": "reject", "reason": " ", "confirmed": "1",
                                 "csrf_token": csrf(page.text)}, follow_redirects=True)
-    assert any(text.startswith("请检查填写的内容") for text in alerts(refused.text))
+    assert any(text.startswith("请检查填写的内容") and "请填写理由" in text
+               for text in alerts(refused.text))
     world.session.expire_all()
     assert world.session.get(Assignment, pending.id).status == "pending"
+
+
+def test_rejecting_asks_first_and_changes_nothing_until_confirmed(client, world):
+    from tests.factories import claim
+    from web.models import Assignment
+
+    pending = claim(world, "x", "d_a1")
+    page = sign_in(client, "sec_a1")
+    form = {"decision": "reject", "reason": "重复认领", "csrf_token": csrf(page.text)}
+    asked = client.post(f"/secretary/claims/{pending.id}", data=form)
+    assert asked.status_code == 200 and "请确认" in asked.text and "确定驳回" in asked.text
+    assert 'name="confirmed" value="1"' in asked.text and 'value="重复认领"' in asked.text
+    world.session.expire_all()
+    assert world.session.get(Assignment, pending.id).status == "pending"
+    client.post(f"/secretary/claims/{pending.id}", data={**form, "confirmed": "1"})
+    world.session.expire_all()
+    assert world.session.get(Assignment, pending.id).status == "rejected"
 
 
 def test_a_match_run_from_the_work_queue_proposes_with_reasons_in_words(client, world):

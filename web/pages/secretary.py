@@ -12,7 +12,8 @@ from flask_babel import lazy_gettext as _l
 from web.api.common import db
 from web.domain.actor import Actor
 from web.errors import LinliError
-from web.pages.views import bp, community_of, error_text, local_target, signed_in
+from web.pages.ui import confirm, home, local_target, menu
+from web.pages.views import bp, community_of, error_text, signed_in
 from web.services import assignments, demands, matching, reports, wishes
 from web.services.base import utcnow
 
@@ -24,6 +25,13 @@ WHY = {
     "fairness": _l("already carries much work (spread it)"),
 }
 OPEN_STATES = "open,partly_covered,covered,in_progress,reported"
+
+home("secretary", "pages.secretary_home")
+menu("secretary", "pages.secretary_home", _l("Work queue"))
+
+
+def rejecting() -> bool:
+    return request.form.get("decision") not in ("approve", "verify")
 
 
 def _rag(demand, now) -> str:
@@ -72,6 +80,7 @@ def _act(call, done: str):
 
 @bp.post("/secretary/claims/<int:assignment_id>")
 @signed_in
+@confirm(_l("Reject? The unit is told your reason."), when=rejecting)
 def decide_claim(actor: Actor, assignment_id: int):
     if request.form.get("decision") == "approve":
         return _act(lambda: assignments.approve_claim(db(), actor=actor,
@@ -84,6 +93,7 @@ def decide_claim(actor: Actor, assignment_id: int):
 
 @bp.post("/secretary/proposals/<int:proposal_id>")
 @signed_in
+@confirm(_l("Reject? The unit is told your reason."), when=rejecting)
 def decide_proposal(actor: Actor, proposal_id: int):
     if request.form.get("decision") == "approve":
         return _act(lambda: matching.approve_proposal(db(), actor=actor,
@@ -96,6 +106,7 @@ def decide_proposal(actor: Actor, proposal_id: int):
 
 @bp.post("/secretary/reports/<int:report_id>")
 @signed_in
+@confirm(_l("Return the report? The unit is told your reason."), when=rejecting)
 def decide_report(actor: Actor, report_id: int):
     if request.form.get("decision") == "verify":
         return _act(lambda: reports.verify_report(db(), actor=actor, report_id=report_id),
@@ -107,6 +118,7 @@ def decide_report(actor: Actor, report_id: int):
 
 @bp.post("/secretary/wishes/<int:wish_id>/decline")
 @signed_in
+@confirm(_l("Decline the wish? The resident is told your reason."))
 def decline_wish(actor: Actor, wish_id: int):
     return _act(lambda: wishes.decline_wish(db(), actor=actor, wish_id=wish_id,
                                             reason=request.form.get("reason")),
@@ -130,6 +142,7 @@ def run_match(actor: Actor):
 
 @bp.post("/secretary/match/approve-all")
 @signed_in
+@confirm(_l("Approve all proposals? Each approved proposal dispatches its unit."))
 def approve_all(actor: Actor):
     community_id = community_of(actor, "secretary")
     ids = [p.id for p in matching.list_proposals(db(), actor=actor, filters={

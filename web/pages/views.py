@@ -28,6 +28,7 @@ from web.api.common import csrf_token, db
 from web.domain.actor import Actor
 from web.errors import AuthenticationError, LinliError
 from web.i18n import LANGUAGES
+from web.pages.ui import HOMES, MENUS, home, local_target, menu, service_errors
 from web.models import Community, User
 from web.services import lovebank, market
 from web.services.auth import authenticate, load_actor
@@ -61,7 +62,8 @@ def error_text(exc: LinliError) -> str:
     if exc.code == "insufficient_points" and "available" in exc.params:
         text += " " + _("%(available)s usable.", available=exc.params["available"])
     if exc.fields:
-        text += " " + "; ".join(exc.fields)
+        text += " " + "; ".join(" ".join(messages)
+                                for messages in service_errors(exc).values())
     if get_locale().language != "zh":
         text += f" ({exc.message})"
     return text
@@ -73,7 +75,13 @@ def _globals() -> dict:
             "order_status": ORDER_STATUS,
             "get_locale": get_locale, "format_date": format_date,
             "format_datetime": format_datetime,
-            "current_role": session.get("role"), "signed_in_user": g.get("page_user")}
+            "signed_in_user": g.get("page_user"), "menu_entries": _menu_entries}
+
+
+def _menu_entries() -> list[tuple[str, object]]:
+    """The signed-in user's menu: the pages of the role they act as."""
+    role = g.get("page_role")
+    return MENUS.get(role, []) if role else []
 
 
 @bp.before_app_request
@@ -88,12 +96,10 @@ def _who() -> None:
         return
     g.page_user = user
     g.user_locale = user.locale
-
-
-def local_target(target: str | None, default: str) -> str:
-    """`target` if it is a path on this site (never another host), else `default`."""
-    target = target or ""
-    return target if target.startswith("/") and not target.startswith("//") else default
+    roles = sorted({str(grant.role) for grant in user.grants})
+    chosen = session.get("role")
+    g.page_roles = roles
+    g.page_role = chosen if chosen in roles else (roles[0] if roles else None)
 
 
 def _check_csrf() -> None:
@@ -191,8 +197,11 @@ def switch_role(actor: Actor):
     return redirect(url_for("pages.home"))
 
 
-HOMES = {"resident": "pages.my_points", "clerk": "pages.counter",
-         "secretary": "pages.secretary_home"}
+home("resident", "pages.my_points")
+menu("resident", "pages.my_points", _l("My points"))
+menu("resident", "pages.market_page", _l("Supermarket"))
+home("clerk", "pages.counter")
+menu("clerk", "pages.counter", _l("Counter"))
 
 
 @bp.get("/home")
