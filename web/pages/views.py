@@ -28,8 +28,8 @@ from web.api.common import csrf_token, db
 from web.domain.actor import Actor
 from web.errors import AuthenticationError, LinliError
 from web.i18n import LANGUAGES
-from web.pages.ui import HOMES, MENUS, home, local_target, menu, service_errors
 from web.models import Community, User
+from web.pages.ui import HOMES, MENUS, home, local_target, menu, service_errors
 from web.services import lovebank, market
 from web.services.auth import authenticate, load_actor
 
