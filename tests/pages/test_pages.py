@@ -9,25 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.lovebank_helpers import fund_wallet, goods
+from tests.pages.helpers import alerts, csrf, sign_in
 from web.models import MarketOrder
 
 pytestmark = pytest.mark.db
 
 TRANSLATIONS = Path(__file__).resolve().parents[2] / "web" / "translations"
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def sign_in(client, name: str, password: str = "password123"):
-    page = client.get("/login")
-    return client.post("/login", data={"username": name, "password": password,
-                                       "csrf_token": csrf(page.text)}, follow_redirects=True)
-
-
-def alerts(html: str) -> list[str]:
-    return re.findall(r'class="alert alert-\w+" role="alert">([^<]+)<', html)
 
 
 def test_the_login_page_is_chinese_by_default(client):
