@@ -34,6 +34,13 @@ def rejecting() -> bool:
     return request.form.get("decision") not in ("approve", "verify")
 
 
+def rag_of(demand) -> str:
+    """Red, amber or green for an item still being worked on; '' once it is done."""
+    if demand.status not in OPEN_STATES.split(","):
+        return ""
+    return _rag(demand, utcnow())
+
+
 def _rag(demand, now) -> str:
     """Red: past its deadline; amber: due within a day; green: otherwise (or no deadline)."""
     if demand.deadline is None:

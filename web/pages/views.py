@@ -40,6 +40,29 @@ ROLE_NAMES = {
     "grid_worker": _l("Grid worker"), "unit_admin": _l("Unit admin"),
     "clerk": _l("Supermarket clerk"), "resident": _l("Resident"),
 }
+# Status words every page shows (templates: status_names.demand[...] etc.).
+STATUS_NAMES = {
+    "demand": {"draft": _l("draft"), "open": _l("open"), "partly_covered": _l("partly covered"),
+               "covered": _l("covered"), "in_progress": _l("in progress"),
+               "reported": _l("reported, to verify"), "verified": _l("verified"),
+               "closed": _l("closed"), "cancelled": _l("cancelled")},
+    "assignment": {"pending": _l("claimed, waiting for approval"),
+                   "offered": _l("dispatched, waiting for the unit"),
+                   "approved": _l("approved"), "accepted": _l("accepted"),
+                   "rejected": _l("rejected"), "declined": _l("declined"),
+                   "withdrawn": _l("withdrawn"), "recalled": _l("recalled"),
+                   "released": _l("released"), "expired": _l("expired"),
+                   "cancelled": _l("cancelled"), "completed": _l("completed")},
+    "resource": {"draft": _l("draft"), "published": _l("published"),
+                 "withdrawn": _l("withdrawn"), "expired": _l("expired")},
+    "report": {"submitted": _l("submitted"), "verified": _l("verified"),
+               "returned": _l("returned")},
+    "wish": {"submitted": _l("submitted"), "accepted": _l("accepted"),
+             "declined": _l("declined"), "withdrawn": _l("withdrawn")},
+    "unit": {"applied": _l("applied"), "approved": _l("approved"), "rejected": _l("rejected"),
+             "suspended": _l("suspended")},
+    "urgency": {"normal": _l("normal"), "urgent": _l("urgent"), "critical": _l("critical")},
+}
 ORDER_STATUS = {"reserved": _l("waiting to be collected"), "collected": _l("collected"),
                 "cancelled": _l("cancelled"), "expired": _l("not collected in time, refunded")}
 
@@ -72,10 +95,16 @@ def error_text(exc: LinliError) -> str:
 @bp.app_context_processor
 def _globals() -> dict:
     return {"csrf_token": csrf_token, "languages": LANGUAGES, "role_names": ROLE_NAMES,
-            "order_status": ORDER_STATUS,
+            "order_status": ORDER_STATUS, "status_names": STATUS_NAMES,
             "get_locale": get_locale, "format_date": format_date,
             "format_datetime": format_datetime,
-            "signed_in_user": g.get("page_user"), "menu_entries": _menu_entries}
+            "signed_in_user": g.get("page_user"), "menu_entries": _menu_entries,
+            "here": here}
+
+
+def here(args: dict | None = None, **changes) -> str:
+    """This page's URL with its query `args` (a list's filters) and some of them changed."""
+    return url_for(request.endpoint, **{**(request.view_args or {}), **(args or {}), **changes})
 
 
 def _menu_entries() -> list[tuple[str, object]]:
@@ -335,4 +364,6 @@ def init_pages(app) -> None:
 
     app.config.setdefault("BOOTSTRAP_SERVE_LOCAL", True)
     Bootstrap5(app)
+    # Globals, not context: macros imported without context (`_ui.html`) see them too.
+    app.jinja_env.globals.update(here=here, csrf_token=csrf_token)
     app.register_blueprint(bp)
