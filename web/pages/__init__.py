@@ -6,7 +6,7 @@ language on the same page; nothing half-done is ever saved, because the service'
 rolled back.
 """
 
-from web.pages import demand_pages, secretary  # noqa: F401  (their routes join the blueprint)
+from web.pages import books, demand_pages, secretary  # noqa: F401  (their routes join the blueprint)
 from web.pages.views import bp
 
 __all__ = ["bp"]

@@ -41,6 +41,7 @@ from web.services.base import (
     Page,
     get_or_404,
     invalid,
+    like_pattern,
     local_date,
     need_reason,
     paginate,
@@ -521,6 +522,8 @@ def list_transfers(session: Session, *, actor: Actor, community_id: int, filters
     for key in ("kind", "asset"):
         if filters.get(key):
             stmt = stmt.where(getattr(LedgerTransfer, key) == filters[key])
+    if filters.get("q"):
+        stmt = stmt.where(LedgerTransfer.reason.ilike(like_pattern(filters["q"]), escape="\\"))
     return paginate(session, stmt.order_by(LedgerTransfer.id.desc()), page, per_page)
 
 

@@ -444,6 +444,8 @@ def list_orders(session: Session, *, actor: Actor, filters: dict, page: int = 1,
 
     conds += [c for c in overseen(actor, MarketOrder.community_id)]
     stmt = scoped(MarketOrder, conds, actor)
+    if filters.get("q"):
+        stmt = stmt.where(MarketOrder.code == filters["q"].strip().upper())
     for key in ("status", "community_id", "user_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(MarketOrder, key) == filters[key])
