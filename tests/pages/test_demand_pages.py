@@ -128,3 +128,12 @@ def test_the_item_page_shows_its_history_in_words(client, world):
     sign_in(client, "sec_a1")
     shown = client.get(f"/demands/{world['d_a1']}")
     assert shown.status_code == 200 and "办理记录" in shown.text and "事项: 待认领" in shown.text
+
+
+def test_a_refused_form_keeps_what_was_typed(client, world):
+    page = sign_in(client, "sec_a1")
+    answer = new_item(client, page, title="修水龙头", quantity_needed="0",
+                      category_id=str(category_id(world.session)))
+    assert answer.status_code == 422
+    assert 'value="修水龙头"' in answer.text
+    assert f'<option value="{category_id(world.session)}" selected' in answer.text

@@ -34,11 +34,6 @@ def test_a_resident_lands_on_her_points_and_a_clerk_on_the_counter(app, world):
     assert sign_in(clerk, "clerk_a1").request.path == "/counter"
 
 
-def test_other_roles_are_told_their_pages_are_not_built_yet(client, world):
-    page = sign_in(client, "unit_x")
-    assert page.request.path == "/home" and "尚在建设中" in page.text
-
-
 def test_the_language_switch_is_remembered_on_the_user(app, client, world):
     page = sign_in(client, "res_a1")
     switched = client.post("/language", data={"lang": "en", "next": "/me/points",
@@ -226,3 +221,23 @@ def test_a_redirect_after_an_action_never_leaves_the_site(client, world):
                          data={"decision": "approve", "next": "//evil.example/x",
                                "csrf_token": csrf(page.text)})
     assert answer.status_code == 302 and answer.headers["Location"] == "/secretary"
+
+
+def test_a_secretary_accepts_a_wish_from_the_queue_and_it_becomes_a_published_item(
+        client, world):
+    from tests.factories import category_id
+    from web.models import DemandItem, MicroWish
+    from web.services import wishes
+
+    wish = wishes.submit_wish(world.session, actor=world.actor("res_a1"), title="想请人修门锁",
+                              description="门锁坏了")
+    page = sign_in(client, "sec_a1")
+    assert "想请人修门锁" in page.text
+    done = client.post(f"/secretary/wishes/{wish.id}/accept", data={
+        "category_id": str(category_id(world.session)), "csrf_token": csrf(page.text)},
+        follow_redirects=True)
+    assert "微心愿已受理,已列入需求清单。" in alerts(done.text)
+    world.session.expire_all()
+    accepted = world.session.get(MicroWish, wish.id)
+    assert accepted.status == "accepted"
+    assert world.session.get(DemandItem, accepted.demand_id).status == "open"

@@ -96,12 +96,11 @@ def _form_page(template_args: dict, status: int = 200):
                            **_choices(), **template_args), status
 
 
-def _read_form(schema, **extra):
-    form = request.form.to_dict()
-    form["beneficiary_vulnerable"] = "true" if form.get("beneficiary_vulnerable") else "false"
+def _read_form(form: dict, schema, **extra) -> dict:
     fields = {k: v for k, v in form.items() if k in FORM_FIELDS}
-    return form, load_form(schema, {**fields, **extra}, lists=("required_skills",),
-                           datetimes=("window_start", "window_end", "deadline"))
+    fields["beneficiary_vulnerable"] = "true" if form.get("beneficiary_vulnerable") else "false"
+    return load_form(schema, {**fields, **extra}, lists=("required_skills",),
+                     datetimes=("window_start", "window_end", "deadline"))
 
 
 @bp.route("/secretary/demands/new", methods=["GET", "POST"])
@@ -112,9 +111,9 @@ def demand_new(actor: Actor):
     if request.method == "GET":
         return _form_page({"community_id": community_id, "values": {}, "errors": {},
                            "demand": None})
-    form = {}
+    form = request.form.to_dict()
     try:
-        form, data = _read_form(DemandIn, community_id=community_id)
+        data = _read_form(form, DemandIn, community_id=community_id)
         data.pop("community_id")
         data.pop("publish")
         demand = demands.create_demand(db(), actor=actor, community_id=community_id,
@@ -149,9 +148,9 @@ def demand_edit(actor: Actor, demand_id: int):
         values["required_skills"] = "、".join(demand.required_skills or [])
         return _form_page({"community_id": demand.community_id, "values": values,
                            "errors": {}, "demand": demand})
-    form = {}
+    form = request.form.to_dict()
     try:
-        form, data = _read_form(DemandPatch)
+        data = _read_form(form, DemandPatch)
         demands.update_demand(db(), actor=actor, demand_id=demand_id, changes=data)
     except FormInvalid as exc:
         return _form_page({"community_id": demand.community_id, "values": form,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -14,7 +15,7 @@ from web.domain.actor import Actor
 from web.errors import LinliError
 from web.pages.ui import confirm, home, local_target, menu
 from web.pages.views import bp, community_of, error_text, signed_in
-from web.services import assignments, demands, matching, reports, wishes
+from web.services import assignments, categories, demands, matching, reports, wishes
 from web.services.base import utcnow
 
 WHY = {
@@ -73,7 +74,14 @@ def secretary_home(actor: Actor):
             "status": "submitted"}, per_page=50).items,
         "due": [(d, _rag(d, now)) for d in due[:30]],
     }
-    return render_template("pages/secretary.html", q=queue, why=WHY)
+    from web.models import DemandItem
+
+    titles = dict(session.query(DemandItem.id, DemandItem.title).filter(
+        DemandItem.id.in_({r.demand_id for r in queue["reports"]} or {0})).all())
+    zh = get_locale().language == "zh"
+    kinds = [(c.id, c.name_zh if zh else c.name_en) for c in categories.list_categories(session)]
+    return render_template("pages/secretary.html", q=queue, why=WHY, titles=titles,
+                           categories=kinds)
 
 
 def _act(call, done: str):
@@ -130,6 +138,17 @@ def decline_wish(actor: Actor, wish_id: int):
     return _act(lambda: wishes.decline_wish(db(), actor=actor, wish_id=wish_id,
                                             reason=request.form.get("reason")),
                 _("Wish declined."))
+
+
+@bp.post("/secretary/wishes/<int:wish_id>/accept")
+@signed_in
+def accept_wish(actor: Actor, wish_id: int):
+    """Accept a micro-wish: it becomes a published item on the demand list."""
+    category = request.form.get("category_id", type=int)
+    return _act(lambda: wishes.accept_wish(db(), actor=actor, wish_id=wish_id,
+                                           demand={"category_id": category} if category else {},
+                                           publish=True),
+                _("Wish accepted: it is on the demand list now."))
 
 
 @bp.post("/secretary/match")
