@@ -241,3 +241,15 @@ def test_a_secretary_accepts_a_wish_from_the_queue_and_it_becomes_a_published_it
     accepted = world.session.get(MicroWish, wish.id)
     assert accepted.status == "accepted"
     assert world.session.get(DemandItem, accepted.demand_id).status == "open"
+
+
+def test_my_points_shows_the_lots_and_pages_through_the_history(client, world):
+    for _ in range(25):
+        fund_wallet(world, "res_a1", 2)
+    sign_in(client, "res_a1")
+    first = client.get("/me/points")
+    assert 'data-testid="lots"' in first.text and "积分来源与到期时间" in first.text
+    assert first.text.count("测试充值") == 20 and "page=2" in first.text
+    second = client.get("/me/points?page=2")
+    assert second.text.count("测试充值") == 5
+    assert client.get("/me/points?page=x").status_code == 200

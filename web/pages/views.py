@@ -252,14 +252,25 @@ def _resident_community(actor: Actor) -> int:
     return community_id
 
 
+POINT_LINES = 20  # lines of history on one page of "my points"
+
+
 @bp.get("/me/points")
 @signed_in
 def my_points(actor: Actor):
-    """My points: balance, what expires when, and every line with its reason."""
-    wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id, limit=50)
+    """My points: balance, open lots and when they expire, and every line with its reason,
+    newest first, a page at a time."""
+    page = max(1, min(request.args.get("page", 1, type=int) or 1, 1000))
+    shown = page * POINT_LINES
+    wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id, limit=shown + 1)
+    more = False
+    for wallet in wallets:
+        more = more or len(wallet["lines"]) > shown
+        wallet["lines"] = wallet["lines"][shown - POINT_LINES:shown]
     names = {c.id: c.name for c in db().query(Community).filter(
         Community.id.in_([w["community_id"] for w in wallets] or [0]))}
-    return render_template("pages/points.html", wallets=wallets, names=names)
+    return render_template("pages/points.html", wallets=wallets, names=names, page=page,
+                           more=more)
 
 
 @bp.get("/market")
