@@ -9,6 +9,7 @@ from web.api import (
     assignments,
     auth,
     demands,
+    interchange,
     lovebank,
     market,
     matching,
@@ -23,7 +24,7 @@ from web.api import (
 from web.api.common import LinliApi
 
 BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes,
-              matching, lovebank, market, volunteers, activities)
+              matching, lovebank, market, volunteers, activities, interchange)
 
 
 def init_api(app: Flask) -> LinliApi:
