@@ -54,6 +54,7 @@ cell starts from exactly the same fresh state, as if the world had just been bui
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
@@ -189,6 +190,7 @@ class Case:
     check: Callable | None = None  # (response json, ids, username) -> None, on success
     query: dict = field(default_factory=dict)  # query parameter -> key of an id, or a literal
     idempotent: bool = False  # the request moves points or fen: send a fresh Idempotency-Key
+    upload: Callable | None = None  # (ids, username) -> multipart form (files), instead of json
 
     @property
     def endpoint(self) -> str:
@@ -606,6 +608,16 @@ MATRIX: list[Case] = [
          idempotent=True, body=_reason, expected=REVERSE),
     Case("GET", f"{API}/ledger/accounts", target="acct_issuing_a1", query={"community_id": "a1"},
          expected=expect(F, **OVERSEE_LISTED)),
+    # ---- importing lists (a dry run: the preview, nothing written) -------------------------
+    Case("POST", f"{API}/import/demands", target="a1", query={"community_id": "a1",
+                                                              "dry_run": 1},
+         upload=lambda ids, me: {"file": (io.BytesIO("标题,类别,数量\n修路灯,维修维护,1\n"
+                                                     .encode()), "demands.csv")},
+         expected=expect(F, secretary=(OK, F), grid_worker=(OK, F))),
+    Case("POST", f"{API}/import/resources", target="x", query={"unit_id": "x", "dry_run": 1},
+         upload=lambda ids, me: {"file": (io.BytesIO("标题,类别,数量\n法律咨询,法律咨询,5\n"
+                                                     .encode()), "resources.csv")},
+         expected=expect(F, unit_admin=(OK, F))),
     # ---- the supermarket: a clerk works only in their own community's supermarket -------------
     Case("GET", f"{API}/market/items", variant="item on offer", target="item",
          query={"community_id": "a1"}, expected=expect(F, **STOCK_LISTED, resident=(L, F))),
@@ -1026,6 +1038,10 @@ def call(snap: Snapshot, case: Case, username: str | None, *, missing: bool = Fa
     body = case.body(ids, username) if case.body else None
     if case.idempotent:
         headers = {**headers, "Idempotency-Key": f"matrix-{uuid.uuid4().hex}"}
+    if case.upload:
+        return client.open(case.path(snap.ids, missing=missing), method=case.method,
+                           headers=headers, data=case.upload(ids, username),
+                           query_string=case.query_string(snap.ids, missing=missing))
     return client.open(case.path(snap.ids, missing=missing), method=case.method,
                        headers=headers, json=body,
                        query_string=case.query_string(snap.ids, missing=missing))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from web.api.common import (
     DateRangeArgs,
@@ -33,6 +33,11 @@ class DateRange(Schema):
     def _order(self, data, **_):
         if data["end"] < data["start"]:
             raise ValidationError("ends before it starts", "end")
+
+    @post_load
+    def _as_text(self, data, **_):
+        """Stored in a JSON column, so as ISO dates (the matcher reads them so)."""
+        return {"start": data["start"].isoformat(), "end": data["end"].isoformat()}
 
 
 class WeeklyWindow(Schema):

@@ -6,9 +6,12 @@ language on the same page; nothing half-done is ever saved, because the service'
 rolled back.
 """
 
+import web.pages.clerk  # noqa: F401  (the supermarket clerk's stock pages)
 import web.pages.grid  # noqa: F401  (the grid worker's pages)
 import web.pages.interchange  # noqa: F401  (importing lists from XLSX and CSV)
 import web.pages.resident  # noqa: F401  (the resident's pages)
+import web.pages.subdistrict  # noqa: F401  (the subdistrict admin's dashboard)
+import web.pages.unit  # noqa: F401  (the co-building unit admin's pages)
 from web.pages import books, demand_pages, secretary  # noqa: F401  (their routes join the blueprint)
 from web.pages.views import bp
 

@@ -567,12 +567,13 @@ def check_scope(session: Session, actor: Actor, kind: str, scope_id: int) -> Non
     if kind not in KINDS:
         raise NotFoundError("import", kind)
     if kind == "demands":
-        if session.get(Community, scope_id) is None:
-            raise NotFoundError("Community", scope_id)
+        # The role first: a refusal then tells nothing about whether the community exists.
         grid_worker_here = any(g.role == Role.GRID_WORKER and g.community_id == scope_id
                                for g in actor.grants)
         require(actor.is_secretary_of(scope_id) or grid_worker_here or actor.is_system,
                 "only the community's secretary or its grid workers")
+        if session.get(Community, scope_id) is None:
+            raise NotFoundError("Community", scope_id)
         return
     require(actor.is_unit_admin_of(scope_id), "only the unit's admin")
     unit = session.get(Unit, scope_id)
