@@ -253,3 +253,14 @@ def test_my_points_shows_the_lots_and_pages_through_the_history(client, world):
     second = client.get("/me/points?page=2")
     assert second.text.count("测试充值") == 5
     assert client.get("/me/points?page=x").status_code == 200
+
+
+def test_the_catalogue_is_searchable_and_paged(client, world):
+    for n in range(22):
+        goods(world, name=f"挂面{n:02d}", price=5, stock=3)
+    goods(world, name="大米", price=10, stock=3)
+    sign_in(client, "res_a1")
+    first = client.get("/market")
+    assert "共 23 条,第 1 / 2 页" in first.text
+    found = client.get("/market?q=大米")
+    assert "大米" in found.text and "挂面01" not in found.text and "共 1 条" in found.text

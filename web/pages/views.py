@@ -29,7 +29,7 @@ from web.domain.actor import Actor
 from web.errors import AuthenticationError, LinliError
 from web.i18n import LANGUAGES
 from web.models import Community, User
-from web.pages.ui import HOMES, MENUS, home, local_target, menu, service_errors
+from web.pages.ui import HOMES, MENUS, home, list_args, local_target, menu, service_errors
 from web.services import lovebank, market
 from web.services.auth import authenticate, load_actor
 
@@ -276,13 +276,18 @@ def my_points(actor: Actor):
 @bp.get("/market")
 @signed_in
 def market_page(actor: Actor):
-    """The supermarket's catalogue with a basket form (a fresh key makes a double send safe)."""
+    """The supermarket's catalogue (search, by category, a page at a time) with a basket form
+    (a fresh key makes a double send safe)."""
     community_id = _resident_community(actor)
-    page = market.list_items(db(), actor=actor, community_id=community_id, filters={},
-                             per_page=100)
+    la = list_args("category")
+    page = market.list_items(db(), actor=actor, community_id=community_id,
+                             filters=la.filters, page=la.page, per_page=la.per_page)
+    shelves = market.list_items(db(), actor=actor, community_id=community_id, filters={},
+                                per_page=500).items
     wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id,
                                  community_id=community_id, limit=1)
-    return render_template("pages/market.html", items=page.items,
+    return render_template("pages/market.html", page=page, items=page.items, la=la,
+                           categories=sorted({(i.category, i.category) for i in shelves}),
                            usable=wallets[0]["usable"] if wallets else 0,
                            order_key=secrets.token_urlsafe(16))
 
