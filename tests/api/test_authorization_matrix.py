@@ -316,7 +316,7 @@ def _item_write(**roles) -> dict:
 
 ITEM_PATCH = _item_write(secretary=(OK, H), clerk=(OK, H))
 ITEM_DONATION = _item_write(secretary=(OK, H), clerk=(OK, H))
-ITEM_PURCHASE = _item_write(secretary=(OK, H), clerk=(F, H))
+ITEM_PURCHASE = _item_write(secretary=(OK, H), clerk=(OK, H))
 REVERSE = expect(H, subdistrict_admin=(F, H), secretary=(OK, H), resident=(F, H))
 READ_ORDER = dict(subdistrict_admin=(OK, H), secretary=(OK, H), clerk=(OK, H), resident=(OK, H))
 # The community's journal, accounts and fund: its secretary, and its subdistrict's admin.

@@ -604,15 +604,19 @@ def test_a_purchase_beyond_the_fund_is_refused(client, shop):
     assert journal_state(world) == before and stock(world, world["rice"]) == 5
 
 
-def test_a_clerk_cannot_spend_the_fund(client, shop):
+def test_the_clerk_records_stock_bought_with_the_fund_and_a_resident_cannot(client, shop):
     world = shop
     assert donate_money(client, world, 10_000).status_code == 201
     before = journal_state(world)
     r = client.post(f"{API}/market/items/{world['rice']}/purchases",
-                    headers=keyed(world.headers("clerk_a1")),
+                    headers=keyed(world.headers("res_a1")),
                     json={"quantity": 1, "cost_fen": 100, "reason": "采购"})
     refused(r, 403, "forbidden")
     assert journal_state(world) == before
+    r = client.post(f"{API}/market/items/{world['rice']}/purchases",
+                    headers=keyed(world.headers("clerk_a1")),
+                    json={"quantity": 1, "cost_fen": 100, "reason": "采购"})
+    assert r.status_code == 201 and stock(world, world["rice"]) == 6
 
 
 @pytest.mark.parametrize("lines", [

@@ -27,7 +27,7 @@ from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, servi
 from web.pages.views import bp, community_of, error_text, signed_in
 from web.services import market, units
 from web.services.base import Page, like_pattern, paginate
-from web.services.lovebank import may_manage, residents_of
+from web.services.lovebank import residents_of
 
 menu("clerk", "pages.counter_redeem", _l("Redeem for a resident"))
 menu("clerk", "pages.counter_stock", _l("Stock in"))
@@ -184,7 +184,7 @@ def _stock_page(actor: Actor, community: Community, errors: dict | None = None,
         goods_options=[(g.id, _("%(name)s (%(n)s in stock)", name=g.name, n=g.stock))
                        for g in goods],
         unit_options=[(u.id, u.name) for u in approved], errors=errors or {}, form=form,
-        values=request.form if form else {}, may_buy=may_manage(actor, community.id),
+        values=request.form if form else {}, may_buy=market.may_run_counter(actor, community.id),
         purchase_key=(request.form.get("idempotency_key") if form == "purchase" else None)
         or secrets.token_urlsafe(16)), status
 

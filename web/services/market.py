@@ -493,7 +493,9 @@ def _quantity(quantity: int) -> None:
 def purchase_stock(session: Session, *, actor: Actor, item_id: int, quantity: int,
                    cost_fen: int, reason: str | None, idempotency_key: str | None,
                    now: datetime | None = None) -> StockMovement:
-    """Buy stock with the community fund: money out of the fund, goods into the supermarket."""
+    """Buy stock with the community fund: money out of the fund, goods into the supermarket.
+    The supermarket's clerk records what was bought (the secretary may too); the fund never
+    goes below zero, and every purchase is in the journal the secretary oversees."""
     now = now or utcnow()
     reason = need_reason(reason)
     done = keys.begin(session, idempotency_key, "purchase", {"item_id": item_id,
@@ -502,7 +504,8 @@ def purchase_stock(session: Session, *, actor: Actor, item_id: int, quantity: in
     if done is not None:
         return session.get(StockMovement, done)
     item = _stock_item(session, actor, item_id)
-    require(may_manage(actor, item.community_id), "only the community's secretary spends the fund")
+    require(may_run_counter(actor, item.community_id),
+            "only the community's clerk or secretary buys stock with the fund")
     _quantity(quantity)
     if not isinstance(cost_fen, int) or not 1 <= cost_fen <= 10**9:
         raise invalid("cost_fen", "from 1 to 1,000,000,000")
