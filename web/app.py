@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_NAME="linli_session",
         JSON_AS_ASCII=False,
+        # No request body is larger than an import file (2 MB): refuse bigger ones (413)
+        # before they are read.
+        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
         API_TITLE="Linli 邻里共建 API",
         API_VERSION="v1",
         OPENAPI_VERSION="3.0.3",

@@ -9,8 +9,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_journeys import sign_in
 from tests.e2e.conftest import DESKTOP, PHONE
+from tests.e2e.test_journeys import sign_in
 
 pytestmark = pytest.mark.e2e
 

@@ -355,9 +355,18 @@ def test_no_one_imports_outside_their_own_community_or_unit(world, user, kind, s
     assert (count(world, DemandItem), count(world, ResourceItem)) == before
 
 
-def test_importing_into_a_community_that_does_not_exist_is_not_found(world):
-    with pytest.raises(NotFoundError):
+def test_importing_into_a_community_that_does_not_exist_is_refused_like_any_other(world):
+    """A secretary is refused on her role (403) whether or not the community exists, so the
+    answer tells nothing; the system itself is told it does not exist."""
+    from web.domain.actor import SYSTEM
+    from web.errors import PermissionDeniedError
+
+    with pytest.raises(PermissionDeniedError):
         interchange.preview_import(world.session, actor=world.actor("sec_a1"), kind="demands",
+                                   scope_id=999_999, filename="f.xlsx", data=xlsx(GOOD),
+                                   schema=DemandIn, now=NOW)
+    with pytest.raises(NotFoundError):
+        interchange.preview_import(world.session, actor=SYSTEM, kind="demands",
                                    scope_id=999_999, filename="f.xlsx", data=xlsx(GOOD),
                                    schema=DemandIn, now=NOW)
 
@@ -415,3 +424,35 @@ def test_blank_rows_between_rows_do_not_hide_rows_beyond_them(world):
     rows = [GOOD[0], *([[None]] * 500), GOOD[1]]
     result = preview(world, xlsx(rows))
     assert [row.number for row in result.rows] == [2, 503]
+
+
+@pytest.mark.parametrize("data,name", [
+    pytest.param(b"\xff\xfe" + b"a", "list.csv", id="broken UTF-16"),
+    pytest.param("damaged", "list.xlsx", id="a damaged sheet inside the zip"),
+    pytest.param("no sheets", "list.xlsx", id="a workbook without sheets"),
+])
+def test_a_damaged_file_is_refused_as_unreadable_not_a_crash(world, data, name):
+    import io
+    import zipfile
+
+    from web.services import interchange
+
+    if data in ("damaged", "no sheets"):
+        from openpyxl import Workbook
+
+        out = io.BytesIO()
+        Workbook().save(out)
+        source = zipfile.ZipFile(io.BytesIO(out.getvalue()))
+        out2 = io.BytesIO()
+        with zipfile.ZipFile(out2, "w") as target:
+            for info in source.infolist():
+                body = source.read(info.filename)
+                if info.filename == "xl/worksheets/sheet1.xml":
+                    if data == "no sheets":
+                        continue
+                    body = b"<worksheet><sheetData><row"  # cut off
+                target.writestr(info, body)
+        data = out2.getvalue()
+    with pytest.raises(interchange.FileProblem) as refused:
+        interchange.read_table(name, data)
+    assert refused.value.code == "unreadable"

@@ -201,7 +201,8 @@ def test_the_clerk_cannot_buy_more_than_the_fund_holds(client, world):
     before = journal_state(world)
     refused = client.post("/counter/stock/purchase", data={
         "buy_item_id": str(item.id), "buy_quantity": "5", "cost_yuan": "50",
-        "buy_reason": "补货", "idempotency_key": key("buy"), "csrf_token": csrf(page.text)})
+        "buy_reason": "补货", "idempotency_key": key("buy"), "confirmed": "1",
+        "csrf_token": csrf(page.text)})
     assert refused.status_code == 422 and alerts(refused.text)
     assert journal_state(world) == before and stock(world, item.id) == 0
 
@@ -215,7 +216,8 @@ def test_another_communitys_clerk_cannot_buy_for_this_supermarket(client, world)
     before = journal_state(world)
     client.post("/counter/stock/purchase", data={
         "buy_item_id": str(item.id), "buy_quantity": "5", "cost_yuan": "50",
-        "buy_reason": "补货", "idempotency_key": key("buy"), "csrf_token": csrf(page.text)})
+        "buy_reason": "补货", "idempotency_key": key("buy"), "confirmed": "1",
+        "csrf_token": csrf(page.text)})
     assert journal_state(world) == before and stock(world, item.id) == 0
 
 
@@ -227,7 +229,8 @@ def test_the_secretary_buys_stock_from_the_fund_once_whatever_the_resends(client
     page = sign_in(client, "sec_a1") and client.get("/counter/stock")
     buy_key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)
     form = {"buy_item_id": str(item.id), "buy_quantity": "5", "cost_yuan": "40",
-            "buy_reason": "补货", "idempotency_key": buy_key, "csrf_token": csrf(page.text)}
+            "buy_reason": "补货", "idempotency_key": buy_key, "confirmed": "1",
+            "csrf_token": csrf(page.text)}
     bad = client.post("/counter/stock/purchase", data={**form, "cost_yuan": "0",
                                                         "buy_reason": ""})
     assert bad.status_code == 422
@@ -310,3 +313,17 @@ def test_the_movements_list_filters_and_downloads(client, world):
     assert {r[3] for r in rows[1:]} == {"捐赠"} and {r[4] for r in rows[1:]} == {"5", "3"}
     xlsx = client.get("/counter/movements?format=xlsx")
     assert xlsx.status_code == 200 and xlsx.data[:2] == b"PK"
+
+
+def test_buying_stock_asks_first_and_spends_nothing_until_confirmed(client, world):
+    item = goods(world, stock=0)
+    market.donate_money(world.session, actor=world.actor("sec_a1"), community_id=world["a1"],
+                        amount_fen=100_00, donor_type="other", donor_name="热心人",
+                        reason="捐款", idempotency_key=key("money"), now=NOW)
+    page = sign_in(client, "clerk_a1") and client.get("/counter/stock")
+    before = journal_state(world)
+    asked = client.post("/counter/stock/purchase", data={
+        "buy_item_id": str(item.id), "buy_quantity": "5", "cost_yuan": "40",
+        "buy_reason": "补货", "idempotency_key": key("buy"), "csrf_token": csrf(page.text)})
+    assert "确定用社区基金支付这批采购" in asked.text
+    assert journal_state(world) == before and stock(world, item.id) == 0

@@ -137,3 +137,44 @@ def test_a_refused_form_keeps_what_was_typed(client, world):
     assert answer.status_code == 422
     assert 'value="修水龙头"' in answer.text
     assert f'<option value="{category_id(world.session)}" selected' in answer.text
+
+
+def test_opening_and_saving_the_edit_form_keeps_the_times(client, world):
+    page = sign_in(client, "sec_a1")
+    new_item(client, page, category_id=str(category_id(world.session)),
+             deadline="2026-12-01T18:00", window_start="2026-11-30T09:30")
+    demand = world.session.query(DemandItem).filter_by(title="帮独居老人买菜").one()
+    form = client.get(f"/demands/{demand.id}/edit")
+    assert 'value="2026-12-01T18:00"' in form.text and 'value="2026-11-30T09:30"' in form.text
+    client.post(f"/demands/{demand.id}/edit", data={
+        "title": "帮独居老人买菜", "category_id": str(category_id(world.session)),
+        "quantity_needed": "2", "urgency": "normal", "deadline": "2026-12-01T18:00",
+        "window_start": "2026-11-30T09:30", "csrf_token": csrf(page.text)})
+    world.session.expire_all()
+    saved = world.session.get(DemandItem, demand.id)
+    assert saved.deadline.isoformat().startswith("2026-12-01T10:00")
+    assert saved.window_start.isoformat().startswith("2026-11-30T01:30")
+
+
+def test_the_item_page_is_for_staff_only(client, world):
+    from tests.factories import claim
+
+    claim(world, "x", "d_a1")
+    sign_in(client, "unit_x")
+    assert client.get(f"/demands/{world['d_a1']}").status_code == 404
+    sign_in(client, "res_a1")
+    assert client.get(f"/demands/{world['d_a1']}").status_code == 404
+    sign_in(client, "admin_a")
+    assert client.get(f"/demands/{world['d_a1']}").status_code == 200
+
+
+def test_an_exported_title_that_looks_like_a_formula_stays_text(client, world):
+    page = sign_in(client, "sec_a1")
+    new_item(client, page, title="=HYPERLINK(\"http://evil.example\",\"x\")",
+             category_id=str(category_id(world.session)))
+    data = client.get("/secretary/demands?format=csv").data.decode("utf-8-sig")
+    assert "'=HYPERLINK" in data
+    sheet = load_workbook(io.BytesIO(client.get("/secretary/demands?format=xlsx").data)).active
+    titles = [sheet.cell(row, 2).value for row in range(2, sheet.max_row + 1)]
+    assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in titles
+    assert sheet.cell(2, 2).data_type == "s"

@@ -264,3 +264,13 @@ def test_the_catalogue_is_searchable_and_paged(client, world):
     assert "共 23 条,第 1 / 2 页" in first.text
     found = client.get("/market?q=大米")
     assert "大米" in found.text and "挂面01" not in found.text and "共 1 条" in found.text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "/%09/evil.example",
+                                    "/%5Cevil.example", "https://evil.example/",
+                                    "javascript:alert(1)"])
+def test_signing_in_never_sends_anyone_off_the_site(client, world, target):
+    page = client.get("/login")
+    answer = client.post("/login?next=" + target, data={
+        "username": "res_a1", "password": "password123", "csrf_token": csrf(page.text)})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/home"

@@ -23,7 +23,7 @@ from web.errors import LinliError
 from web.models import Community, MarketOrder, RoleGrant, StockCount, User
 from web.models.people import Role
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
+from web.pages.ui import FormInvalid, confirm, is_id, list_args, load_form, menu, service_errors
 from web.pages.views import bp, community_of, error_text, signed_in
 from web.services import market, units
 from web.services.base import Page, like_pattern, paginate
@@ -61,7 +61,7 @@ def _whole(data: dict, *names: str) -> dict:
     out = dict(data)
     for name in names:
         text = out.get(name)
-        if isinstance(text, str) and text.strip().lstrip("-").isdigit():
+        if isinstance(text, str) and is_id(text.strip().lstrip("-")):
             out[name] = int(text)
     return out
 
@@ -110,7 +110,7 @@ def find_residents(community_id: int, q: str | None, page: int, per_page: int) -
 
 
 def _resident(community_id: int, user_id: str | None) -> User | None:
-    if not (user_id or "").isdigit() or not residents_of(db(), community_id, [int(user_id)]):
+    if not is_id(user_id) or not residents_of(db(), community_id, [int(user_id)]):
         return None
     return db().get(User, int(user_id))
 
@@ -120,7 +120,7 @@ def _basket(errors: dict) -> list[dict]:
     for name, value in request.form.items():
         if not name.startswith("qty-") or value.strip() in ("", "0"):
             continue
-        if not name[4:].isdigit() or not value.strip().isdigit() or not 1 <= int(value) <= 99:
+        if not is_id(name[4:]) or not is_id(value.strip()) or not 1 <= int(value) <= 99:
             errors[name] = [_("Between %(min)s and %(max)s, please.", min=0, max=99)]
             continue
         lines.append({"item_id": int(name[4:]), "quantity": int(value)})
@@ -160,7 +160,7 @@ def counter_redeem(actor: Actor):
                 flash(error_text(exc), "danger")
         status = 422
     done = None
-    if (request.args.get("done") or "").isdigit():
+    if is_id(request.args.get("done")):
         done = db().get(MarketOrder, int(request.args["done"]))
         if done is None or done.community_id != community.id or done.user_id != resident.id:
             done = None
@@ -191,7 +191,7 @@ def _stock_page(actor: Actor, community: Community, errors: dict | None = None,
 
 def _item_id(errors: dict, name: str = "item_id") -> int | None:
     text = request.form.get(name, "").strip()
-    if not text.isdigit():
+    if not is_id(text):
         errors[name] = [_("Please choose the goods.")]
         return None
     return int(text)
@@ -253,6 +253,7 @@ def counter_donation(actor: Actor):
 
 @bp.post("/counter/stock/purchase")
 @signed_in
+@confirm(_l("Pay for this stock from the community fund?"))
 def counter_purchase(actor: Actor):
     community = _community(actor)
     errors: dict[str, list[str]] = {}
@@ -291,7 +292,7 @@ def _count_lines(goods: list, errors: dict) -> list[dict]:
         text = request.form.get(f"counted-{item.id}", "").strip()
         if not text:
             continue
-        if not text.isdigit() or int(text) > 10**7:
+        if not is_id(text) or int(text) > 10**7:
             errors[f"counted-{item.id}"] = [_("Please enter the number you counted (0 or more).")]
             continue
         lines.append({"item_id": item.id, "counted": int(text)})
@@ -333,7 +334,7 @@ def counter_count(actor: Actor):
 def _past_count(community_id: int, goods: list) -> dict | None:
     """The count named in the query string, with its differences (the community's only)."""
     text = request.args.get("count_id", "")
-    count = db().get(StockCount, int(text)) if text.isdigit() else None
+    count = db().get(StockCount, int(text)) if is_id(text) else None
     if count is None or count.community_id != community_id:
         return None
     names = {item.id: item.name for item in goods}

@@ -3,6 +3,8 @@ by hand (社区派单), and each item's page with its claims, dispatches and ful
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -13,6 +15,7 @@ from web.api.demands import DemandIn, DemandPatch, DispatchIn
 from web.domain.actor import Actor
 from web.domain.states import DemandStatus
 from web.errors import LinliError
+from web.i18n import TIMEZONE
 from web.models import Grid, User
 from web.pages.export import export_or_none
 from web.pages.secretary import rag_of
@@ -20,6 +23,7 @@ from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, servi
 from web.pages.views import STATUS_NAMES, bp, community_of, error_text, signed_in
 from web.services import assignments, categories, demands, units
 from web.services.demands import URGENCIES
+from web.services.lovebank import may_oversee
 
 menu("secretary", "pages.demand_list", _l("Demand list"))
 
@@ -129,6 +133,13 @@ def demand_new(actor: Actor):
     return redirect(url_for("pages.demand_page", demand_id=demand.id))
 
 
+def local_input(moment) -> str:
+    """A stored UTC time as a `datetime-local` value in Shanghai time ('' when none)."""
+    if moment is None:
+        return ""
+    return moment.astimezone(ZoneInfo(TIMEZONE)).strftime("%Y-%m-%dT%H:%M")
+
+
 def _visible_demand(actor: Actor, demand_id: int):
     try:
         return demands.get_demand(db(), actor=actor, demand_id=demand_id)
@@ -145,6 +156,8 @@ def demand_edit(actor: Actor, demand_id: int):
         abort(403)
     if request.method == "GET":
         values = {name: getattr(demand, name) for name in FORM_FIELDS}
+        for name in ("window_start", "window_end", "deadline"):  # as the form shows them
+            values[name] = local_input(values[name])
         values["required_skills"] = "、".join(demand.required_skills or [])
         return _form_page({"community_id": demand.community_id, "values": values,
                            "errors": {}, "demand": demand})
@@ -171,6 +184,11 @@ def demand_page(actor: Actor, demand_id: int):
     demand = _visible_demand(actor, demand_id)
     session = db()
     mine = community_of(actor, "secretary") == demand.community_id
+    staff = mine or may_oversee(session, actor, demand.community_id) or any(
+        str(g.role) == "grid_worker" and g.grid_id is not None and g.grid_id == demand.grid_id
+        for g in actor.grants)
+    if not staff:  # units and residents have their own pages, which show what is theirs
+        abort(404)
     shares = assignments.list_assignments(session, actor=actor, filters={
         "demand_id": demand_id}, per_page=200).items
     try:

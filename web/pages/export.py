@@ -30,12 +30,23 @@ def cell(value):
             value = value.astimezone(ZoneInfo(TIMEZONE))
         return value.replace(tzinfo=None, microsecond=0)
     if isinstance(value, (list, tuple, set)):
-        return "、".join(str(v) for v in value)
+        return defused("、".join(str(v) for v in value))
     if value is None:
         return ""
-    if isinstance(value, (int, float, date, str)):
+    if isinstance(value, str):
+        return defused(value)
+    if isinstance(value, (int, float, date)):
         return value
-    return str(value)
+    return defused(str(value))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defused(text: str) -> str:
+    """Text people typed, never read as a formula by Excel: a leading = + - @ (or tab) gets a
+    quote mark in front (CSV/formula injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def table_bytes(fmt: str, columns: Sequence[tuple[str, object]], rows: Iterable[dict],

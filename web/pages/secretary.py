@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -121,6 +121,8 @@ def decide_proposal(actor: Actor, proposal_id: int):
 
 @bp.post("/secretary/reports/<int:report_id>")
 @signed_in
+@confirm(_l("Verify the report? The volunteers' points are credited at once."),
+         when=lambda: request.form.get("decision") == "verify")
 @confirm(_l("Return the report? The unit is told your reason."), when=rejecting)
 def decide_report(actor: Actor, report_id: int):
     if request.form.get("decision") == "verify":
@@ -156,6 +158,8 @@ def accept_wish(actor: Actor, wish_id: int):
 def run_match(actor: Actor):
     """Start a match run for the secretary's community; it finishes within the request."""
     community_id = community_of(actor, "secretary")
+    if community_id is None:
+        abort(403)
     try:
         run = matching.create_match_run(db(), actor=actor, community_id=community_id)
         run = matching.execute_match_run(db(), run_id=run.id)
@@ -171,6 +175,8 @@ def run_match(actor: Actor):
 @confirm(_l("Approve all proposals? Each approved proposal dispatches its unit."))
 def approve_all(actor: Actor):
     community_id = community_of(actor, "secretary")
+    if community_id is None:
+        abort(403)
     ids = [p.id for p in matching.list_proposals(db(), actor=actor, filters={
         "status": "proposed", "community_id": community_id}, per_page=100).items]
     done = 0

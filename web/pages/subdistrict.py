@@ -25,7 +25,7 @@ from web.errors import LinliError
 from web.models import Community
 from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.secretary import _rag
-from web.pages.ui import confirm, home, list_args, local_target, menu, service_errors
+from web.pages.ui import confirm, home, is_id, list_args, local_target, menu, service_errors
 from web.pages.views import STATUS_NAMES, bp, error_text, signed_in
 from web.services import figures, units
 from web.services.base import Page, utcnow
@@ -84,7 +84,7 @@ def _figures(actor: Actor, subdistrict_id: int):
         errors["to"] = [_("The end is before the start.")]
         end = None
     community_id = request.args.get("community_id", "").strip()
-    community_id = int(community_id) if community_id.isdigit() else None
+    community_id = int(community_id) if is_id(community_id) else None
     if community_id and community_id not in dict(_communities(subdistrict_id)):
         errors["community_id"] = [_("Not a community of this subdistrict.")]
         community_id = None

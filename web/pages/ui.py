@@ -209,9 +209,20 @@ def service_errors(exc: LinliError) -> dict[str, list[str]]:
 
 
 def local_target(target: str | None, default: str) -> str:
-    """`target` if it is a path on this site (never another host), else `default`."""
+    """`target` if it is a path on this site, else `default`. Browsers read a backslash as a
+    slash and drop control characters, so `/\\evil.example` would leave the site: refused."""
     target = target or ""
-    return target if target.startswith("/") and not target.startswith("//") else default
+    if any(ch == "\\" or ord(ch) < 32 for ch in target):
+        return default
+    parts = urlsplit(target)
+    ok = target.startswith("/") and not target.startswith("//") and not parts.scheme \
+        and not parts.netloc
+    return target if ok else default
+
+
+def is_id(text: str | None) -> bool:
+    """A row id typed or sent by a form: ASCII digits only, small enough for any database."""
+    return bool(text) and text.isascii() and text.isdecimal() and len(text) <= 9
 
 
 # ---- confirming irreversible actions --------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -32,6 +32,7 @@ from web.pages.ui import (
     FormInvalid,
     confirm,
     home,
+    is_id,
     list_args,
     load_form,
     local_target,
@@ -159,6 +160,9 @@ def hours(minutes: int | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+MAX_YUAN = Decimal(10_000_000)  # ten million yuan: more is a typing mistake
+
+
 def fen_of(text: str | None) -> int | None:
     """Yuan typed by a person as fen; None when blank; ValueError when not an amount."""
     text = (text or "").strip().replace(",", "").replace("，", "").lstrip("¥￥")
@@ -166,11 +170,11 @@ def fen_of(text: str | None) -> int | None:
         return None
     try:
         amount = Decimal(text)
-    except InvalidOperation:
+        if not amount.is_finite() or not 0 <= amount <= MAX_YUAN:
+            raise ValueError(text)
+        return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except ArithmeticError:  # InvalidOperation and its kin
         raise ValueError(text) from None
-    if not amount.is_finite():
-        raise ValueError(text)
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def category_name(category) -> str:
@@ -681,7 +685,7 @@ def own_assignment(actor: Actor, assignment_id: int):
 
 def resource_choice() -> int | None:
     text = (request.form.get("resource_id") or "").strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if is_id(text) else None
 
 
 @bp.post("/unit/work/<int:assignment_id>/accept")
@@ -770,7 +774,7 @@ def report_errors(errors: dict[str, list[str]], where: list[int],
         parts = name.split(".")
         if name == "value_fen":
             name = "value_yuan"
-        elif parts[0] == "volunteers" and len(parts) > 1 and parts[1].isdigit() \
+        elif parts[0] == "volunteers" and len(parts) > 1 and is_id(parts[1]) \
                 and int(parts[1]) < len(where):
             index = int(parts[1])
             if len(parts) > 2:

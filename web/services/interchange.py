@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema
@@ -271,7 +272,8 @@ def _read_xlsx(data: bytes) -> list[tuple[int, list]]:
 
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
+    except (ParseError, zipfile.BadZipFile, KeyError, ValueError, IndexError, OSError,
+            TypeError, EOFError) as exc:
         raise FileProblem("unreadable") from exc
     try:
         sheet = book.worksheets[0]
@@ -288,16 +290,22 @@ def _read_xlsx(data: bytes) -> list[tuple[int, list]]:
             if filled > MAX_ROWS + HEADER_SEARCH:
                 break
         return rows
+    except (ParseError, zipfile.BadZipFile, KeyError, ValueError, IndexError, TypeError,
+            EOFError, OSError) as exc:  # a damaged sheet inside a readable zip
+        raise FileProblem("unreadable") from exc
     finally:
         book.close()
 
 
 def decode_text(data: bytes) -> str:
     """CSV bytes as text: UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (GBK)."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8", errors="strict")
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
+    try:
+        if data.startswith(codecs.BOM_UTF8):
+            return data[3:].decode("utf-8", errors="strict")
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return data.decode("utf-16")
+    except UnicodeDecodeError as exc:
+        raise FileProblem("unreadable") from exc
     for encoding in ("utf-8", "gb18030"):
         try:
             return data.decode(encoding)
