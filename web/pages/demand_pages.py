@@ -6,7 +6,6 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -20,8 +19,16 @@ from web.models import Grid, User
 from web.pages.export import export_or_none
 from web.pages.secretary import rag_of
 from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
-from web.pages.views import STATUS_NAMES, bp, community_of, error_text, signed_in
-from web.services import assignments, categories, demands, units
+from web.pages.views import (
+    STATUS_NAMES,
+    bp,
+    category_names,
+    category_options,
+    community_of,
+    error_text,
+    signed_in,
+)
+from web.services import assignments, demands, units
 from web.services.demands import URGENCIES
 from web.services.lovebank import may_oversee
 
@@ -32,11 +39,6 @@ FORM_FIELDS = ("title", "category_id", "description", "quantity_needed", "requir
                "beneficiaries_count", "beneficiary_vulnerable", "beneficiary_name",
                "beneficiary_phone", "beneficiary_address")
 EDITABLE = {"draft", "open", "partly_covered", "covered"}
-
-
-def _category_options() -> list[tuple[int, str]]:
-    zh = get_locale().language == "zh"
-    return [(c.id, c.name_zh if zh else c.name_en) for c in categories.list_categories(db())]
 
 
 def _grid_options(community_id: int) -> list[tuple[int, str]]:
@@ -74,7 +76,7 @@ def demand_list(actor: Actor):
         filters.pop("urgency")
     if la.filters.get("status") and la.filters["status"] not in STATUS_NAMES["demand"]:
         filters.pop("status")
-    names = dict(_category_options())
+    names = category_names()
 
     def rows():
         every = demands.list_demands(db(), actor=actor, filters=filters, per_page=100_000)
@@ -96,7 +98,7 @@ def demand_list(actor: Actor):
 def _form_page(template_args: dict, status: int = 200):
     community_id = template_args.pop("community_id")
     return render_template("pages/secretary_demand_form.html",
-                           categories=_category_options(), grids=_grid_options(community_id),
+                           categories=category_options(), grids=_grid_options(community_id),
                            **_choices(), **template_args), status
 
 
@@ -206,7 +208,7 @@ def demand_page(actor: Actor, demand_id: int):
     return render_template("pages/secretary_demand.html", demand=demand, shares=shares,
                            events=[(e, describe(e)) for e in events], people=people, mine=mine, units=dispatchable,
                            editable=mine and demand.status in EDITABLE, contact=contact,
-                           category_names=dict(_category_options()),
+                           category_names=category_names(),
                            errors={}, values={})
 
 

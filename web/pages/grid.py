@@ -17,13 +17,7 @@ from web.domain.actor import Actor
 from web.errors import LinliError, NotFoundError
 from web.models.people import Role
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.resident import (
-    RATINGS,
-    acting_as,
-    category_names,
-    category_options,
-    demand_events,
-)
+from web.pages.resident import RATINGS, acting_as, demand_events
 from web.pages.secretary import OPEN_STATES, _rag
 from web.pages.ui import (
     FormInvalid,
@@ -35,7 +29,14 @@ from web.pages.ui import (
     menu,
     service_errors,
 )
-from web.pages.views import STATUS_NAMES, bp, error_text, signed_in
+from web.pages.views import (
+    STATUS_NAMES,
+    bp,
+    category_names,
+    category_options,
+    error_text,
+    signed_in,
+)
 from web.services import demands, places, wishes
 from web.services.base import utcnow
 from web.services.demands import URGENCIES

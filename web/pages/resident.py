@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -25,8 +24,16 @@ from web.models import Community, DemandItem, Unit, User
 from web.models.people import Role
 from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
-from web.pages.views import STATUS_NAMES, bp, community_of, error_text, signed_in
-from web.services import activities, categories, demands, reports, volunteers, wishes
+from web.pages.views import (
+    STATUS_NAMES,
+    bp,
+    category_names,
+    category_options,
+    community_of,
+    error_text,
+    signed_in,
+)
+from web.services import activities, demands, reports, volunteers, wishes
 from web.services.base import Page, local_date, utcnow
 
 menu("resident", "pages.my_wishes", _l("My wishes"))
@@ -53,18 +60,6 @@ def acting_as(actor: Actor, role: Role) -> Actor:
     if not grants:
         abort(403)
     return Actor(user_id=actor.user_id, grants=grants)
-
-
-def category_names() -> dict[int, str]:
-    """Every category's name in the user's language."""
-    zh = get_locale().language == "zh"
-    return {c.id: (c.name_zh if zh else c.name_en)
-            for c in categories.list_categories(db(), include_inactive=True)}
-
-
-def category_options() -> list[tuple[int, str]]:
-    zh = get_locale().language == "zh"
-    return [(c.id, c.name_zh if zh else c.name_en) for c in categories.list_categories(db())]
 
 
 def local_page(rows: list, page: int, per_page: int) -> Page:

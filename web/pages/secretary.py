@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -14,8 +13,8 @@ from web.api.common import db
 from web.domain.actor import Actor
 from web.errors import LinliError
 from web.pages.ui import confirm, home, local_target, menu
-from web.pages.views import bp, community_of, error_text, signed_in
-from web.services import assignments, categories, demands, matching, reports, wishes
+from web.pages.views import bp, category_options, community_of, error_text, signed_in
+from web.services import assignments, demands, matching, reports, wishes
 from web.services.base import utcnow
 
 WHY = {
@@ -78,10 +77,8 @@ def secretary_home(actor: Actor):
 
     titles = dict(session.query(DemandItem.id, DemandItem.title).filter(
         DemandItem.id.in_({r.demand_id for r in queue["reports"]} or {0})).all())
-    zh = get_locale().language == "zh"
-    kinds = [(c.id, c.name_zh if zh else c.name_en) for c in categories.list_categories(session)]
     return render_template("pages/secretary.html", q=queue, why=WHY, titles=titles,
-                           categories=kinds)
+                           categories=category_options())
 
 
 def _act(call, done: str):

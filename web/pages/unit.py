@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -39,7 +38,7 @@ from web.pages.ui import (
     menu,
     translate,
 )
-from web.pages.views import bp, error_text, signed_in
+from web.pages.views import bp, category_name, category_options, error_text, signed_in
 from web.services import (
     assignments,
     categories,
@@ -177,12 +176,6 @@ def fen_of(text: str | None) -> int | None:
         raise ValueError(text) from None
 
 
-def category_name(category) -> str:
-    if category is None:
-        return ""
-    return category.name_zh if get_locale().language == "zh" else category.name_en
-
-
 def render(template: str, unit: Unit, status: int = 200, **context):
     """Render a unit page with the words and helpers every unit page uses."""
     return render_template(
@@ -249,10 +242,6 @@ def act(call, done: str, default_endpoint: str = "pages.unit_assignments"):
 
 def community_options() -> list[tuple[int, str]]:
     return [(c.id, c.name) for c in places.list_communities(db(), per_page=1000).items]
-
-
-def category_options() -> list[tuple[int, str]]:
-    return [(c.id, category_name(c)) for c in categories.list_categories(db())]
 
 
 def published_resources(actor: Actor, unit: Unit) -> list:

@@ -67,6 +67,28 @@ ORDER_STATUS = {"reserved": _l("waiting to be collected"), "collected": _l("coll
                 "cancelled": _l("cancelled"), "expired": _l("not collected in time, refunded")}
 
 
+def category_name(category) -> str:
+    """A category's name in the user's language."""
+    if category is None:
+        return ""
+    return category.name_zh if get_locale().language == "zh" else category.name_en
+
+
+def category_options() -> list[tuple[int, str]]:
+    """(id, name) of the categories in use, for a select."""
+    from web.services import categories
+
+    return [(c.id, category_name(c)) for c in categories.list_categories(db())]
+
+
+def category_names() -> dict[int, str]:
+    """Every category's name by id, retired ones too (old items keep theirs)."""
+    from web.services import categories
+
+    return {c.id: category_name(c)
+            for c in categories.list_categories(db(), include_inactive=True)}
+
+
 def error_text(exc: LinliError) -> str:
     """A refused action in the user's language: the known kinds by their code (with the numbers
     that matter); the service's own English words are added only on English pages."""
