@@ -133,6 +133,10 @@ def test_english_is_remembered_across_pages_and_signing_out_and_in(open_page, sh
     expect(elsewhere.locator("html")).to_have_attribute("lang", "en")
     shot(elsewhere, "english-after-signing-in-elsewhere")
 
+    # Back to Chinese, remembered the same way (the later journeys share this database).
+    elsewhere.get_by_label("Language").select_option("zh_CN")
+    expect(elsewhere.locator("html")).to_have_attribute("lang", "zh-CN")
+
 
 def test_a_wrong_password_shows_an_error_and_stays_on_the_login_page(open_page, shot):
     page = open_page(PHONE)

@@ -10,16 +10,26 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import DESKTOP, PHONE
-from tests.e2e.test_journeys import sign_in
+from tests.e2e.test_journeys import open_menu, sign_in
 
 pytestmark = pytest.mark.e2e
 
 SECRETARY = "secretary.dongcheng"
 
 
+def sign_in_chinese(page) -> None:
+    """Sign in and make sure the pages are Chinese, whatever language the account kept."""
+    sign_in(page, SECRETARY)
+    page.wait_for_url(lambda url: "/login" not in url)
+    if page.locator("html").get_attribute("lang") != "zh-CN":
+        open_menu(page)
+        page.locator("#lang").select_option("zh_CN")
+        expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+
+
 def test_a_secretary_runs_matching_and_approves_a_proposal(open_page, shot):
     page = open_page(DESKTOP)
-    sign_in(page, SECRETARY)
+    sign_in_chinese(page)
     expect(page).to_have_url(re.compile(r"/secretary$"))
     expect(page.get_by_role("heading", name="工作台")).to_be_visible()
     shot(page, "queue")
@@ -41,7 +51,7 @@ def test_a_secretary_runs_matching_and_approves_a_proposal(open_page, shot):
 
 def test_a_secretary_records_an_item_and_sees_her_books(open_page, shot):
     page = open_page(PHONE)
-    sign_in(page, SECRETARY)
+    sign_in_chinese(page)
     page.goto("/secretary/demands")
     expect(page.get_by_role("heading", name="需求清单")).to_be_visible()
     expect(page.get_by_test_id("demand-list").locator("tbody tr").first).to_be_visible()
