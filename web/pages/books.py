@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from web.api.common import db
 from web.domain.actor import Actor
 from web.models import User
-from web.pages.export import export_or_none
+from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.ui import list_args, menu
 from web.pages.views import ORDER_STATUS, bp, community_of, signed_in
 from web.services import lovebank, market
@@ -46,11 +46,6 @@ def _community(actor: Actor) -> int:
     return community_id
 
 
-def _amount(transfer) -> int:
-    """What moved: the sum of the positive legs."""
-    return sum(e.amount for e in transfer.entries if e.amount > 0)
-
-
 @bp.get("/secretary/books")
 @signed_in
 def books(actor: Actor):
@@ -64,7 +59,7 @@ def books(actor: Actor):
 
     def rows():
         every = lovebank.list_transfers(session, actor=actor, community_id=community_id,
-                                        filters=filters, per_page=100_000).items
+                                        filters=filters, per_page=EXPORT_LIMIT).items
         return _journal_rows(every)
 
     exported = export_or_none(JOURNAL_COLUMNS, rows, _("points journal"))
@@ -85,8 +80,9 @@ def books(actor: Actor):
 def _journal_rows(transfers) -> list[dict]:
     people = {u.id: u.display_name for u in db().query(User).filter(
         User.id.in_({t.created_by for t in transfers if t.created_by} or {0}))}
+    amounts = lovebank.transfer_amounts(db(), [t.id for t in transfers])
     return [{"id": t.id, "at": t.created_at, "kind": str(TRANSFER_KINDS.get(t.kind, t.kind)),
-             "asset": _("points") if t.asset == "points" else _("fen"), "amount": _amount(t),
+             "asset": _("points") if t.asset == "points" else _("fen"), "amount": amounts.get(t.id, 0),
              "reason": t.reason, "by": people.get(t.created_by, _("the system"))}
             for t in transfers]
 
@@ -113,7 +109,7 @@ def community_orders(actor: Actor):
                  "resident": people.get(o.user_id, "")} for o in items]
 
     exported = export_or_none(ORDER_COLUMNS, lambda: rows(market.list_orders(
-        db(), actor=actor, filters=filters, per_page=100_000).items), _("supermarket orders"))
+        db(), actor=actor, filters=filters, per_page=EXPORT_LIMIT).items), _("supermarket orders"))
     if exported is not None:
         return exported
     page = market.list_orders(db(), actor=actor, filters=filters, page=la.page,

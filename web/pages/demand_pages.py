@@ -16,7 +16,7 @@ from web.domain.states import DemandStatus
 from web.errors import LinliError
 from web.i18n import TIMEZONE
 from web.models import Grid, User
-from web.pages.export import export_or_none
+from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.secretary import rag_of
 from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
 from web.pages.views import (
@@ -79,7 +79,7 @@ def demand_list(actor: Actor):
     names = category_names()
 
     def rows():
-        every = demands.list_demands(db(), actor=actor, filters=filters, per_page=100_000)
+        every = demands.list_demands(db(), actor=actor, filters=filters, per_page=EXPORT_LIMIT)
         return [{"id": d.id, "title": d.title, "category": names.get(d.category_id),
                  "status": str(STATUS_NAMES["demand"].get(d.status, d.status)),
                  "urgency": str(STATUS_NAMES["urgency"].get(d.urgency, d.urgency)),

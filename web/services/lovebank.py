@@ -527,6 +527,17 @@ def list_transfers(session: Session, *, actor: Actor, community_id: int, filters
     return paginate(session, stmt.order_by(LedgerTransfer.id.desc()), page, per_page)
 
 
+def transfer_amounts(session: Session, transfer_ids: list[int]) -> dict[int, int]:
+    """What each transfer moved (the sum of its positive legs), in one query for a whole page."""
+    if not transfer_ids:
+        return {}
+    rows = session.execute(select(LedgerEntry.transfer_id, func.sum(LedgerEntry.amount))
+                           .where(LedgerEntry.transfer_id.in_(transfer_ids),
+                                  LedgerEntry.amount > 0)
+                           .group_by(LedgerEntry.transfer_id))
+    return {transfer_id: int(total) for transfer_id, total in rows}
+
+
 def list_accounts(session: Session, *, actor: Actor, community_id: int) -> list[LedgerAccount]:
     """The community's accounts other than wallets, with their balances."""
     get_or_404(session, Community, community_id)
