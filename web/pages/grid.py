@@ -12,12 +12,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from web.api.common import db
-from web.api.demands import ConfirmIn, DemandIn, DemandPatch
+from web.api.demands import DemandIn, DemandPatch
 from web.domain.actor import Actor
 from web.errors import LinliError, NotFoundError
 from web.models.people import Role
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.resident import RATINGS, acting_as, demand_events
+from web.pages.resident import RATINGS, acting_as, confirm_with_rating, demand_events
 from web.pages.secretary import OPEN_STATES, _rag
 from web.pages.ui import (
     FormInvalid,
@@ -225,20 +225,12 @@ def grid_item(actor: Actor, demand_id: int):
     behalf with their rating."""
     me, _community = _grid_worker(actor)
     demand = _item(me, demand_id)
-    errors, values, status = {}, {}, 200
-    if request.method == "POST":
-        values = request.form.to_dict()
-        try:
-            data = load_form(ConfirmIn, {k: values.get(k, "") for k in ("rating", "comment")})
-            demands.confirm_demand(db(), actor=me, demand_id=demand.id, **data)
-            flash(_("Confirmed on the resident's behalf; the item is closed."), "success")
-            return redirect(url_for("pages.grid_item", demand_id=demand.id))
-        except FormInvalid as exc:
-            errors, status = exc.errors, 422
-        except LinliError as exc:
-            errors, status = service_errors(exc), exc.status
-            flash(error_text(exc), "danger")
-            demand = _item(me, demand_id)
+    outcome = confirm_with_rating(me, demand, lambda: _item(me, demand_id),
+                                  _("Confirmed on the resident's behalf; the item is closed."),
+                                  "pages.grid_item")
+    if not isinstance(outcome, tuple):
+        return outcome
+    demand, errors, values, status = outcome
     return render_template("pages/grid_item.html", demand=demand, errors=errors, values=values,
                            names=category_names(), ratings=RATINGS,
                            rag=_rag(demand, utcnow()), events=demand_events(me, demand.id)), \

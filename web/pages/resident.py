@@ -344,6 +344,25 @@ def _mine_to_rate(me: Actor, demand_id: int) -> DemandItem:
     return demand
 
 
+def confirm_with_rating(me: Actor, demand, reload, done: str, endpoint: str):
+    """The POST of 'the work is done, and this is my rating' (the beneficiary, or their grid
+    worker for them): a redirect when recorded, else (demand, errors, values, status) to show
+    the form again. A GET gives the empty form."""
+    if request.method != "POST":
+        return demand, {}, {}, 200
+    values = request.form.to_dict()
+    try:
+        data = load_form(ConfirmIn, {k: values.get(k, "") for k in ("rating", "comment")})
+        demands.confirm_demand(db(), actor=me, demand_id=demand.id, **data)
+        flash(done, "success")
+        return redirect(url_for(endpoint, demand_id=demand.id))
+    except FormInvalid as exc:
+        return demand, exc.errors, values, 422
+    except LinliError as exc:
+        flash(error_text(exc), "danger")
+        return reload(), service_errors(exc), values, exc.status
+
+
 @bp.route("/me/services/<int:demand_id>", methods=["GET", "POST"])
 @signed_in
 @confirm(_l("Confirm the work is done and send your rating? This closes the item."))
@@ -351,20 +370,12 @@ def rate_service(actor: Actor, demand_id: int):
     """One service for me: its steps, and (once verified) confirm it with a rating 1–5."""
     me, _community = _resident(actor)
     demand = _mine_to_rate(me, demand_id)
-    errors, values, status = {}, {}, 200
-    if request.method == "POST":
-        values = request.form.to_dict()
-        try:
-            data = load_form(ConfirmIn, {k: values.get(k, "") for k in ("rating", "comment")})
-            demands.confirm_demand(db(), actor=me, demand_id=demand.id, **data)
-            flash(_("Thank you. Your rating is recorded and the item is closed."), "success")
-            return redirect(url_for("pages.rate_service", demand_id=demand.id))
-        except FormInvalid as exc:
-            errors, status = exc.errors, 422
-        except LinliError as exc:
-            errors, status = service_errors(exc), exc.status
-            flash(error_text(exc), "danger")
-            demand = _mine_to_rate(me, demand_id)
+    outcome = confirm_with_rating(me, demand, lambda: _mine_to_rate(me, demand_id),
+                                  _("Thank you. Your rating is recorded and the item is closed."),
+                                  "pages.rate_service")
+    if not isinstance(outcome, tuple):
+        return outcome
+    demand, errors, values, status = outcome
     return render_template("pages/resident_service.html", demand=demand, errors=errors,
                            values=values, ratings=RATINGS, names=category_names(),
                            events=demand_events(me, demand.id)), status
