@@ -44,7 +44,7 @@ clean:
 ## make i18n: extract the pages' messages into web/translations/messages.pot, merge them into the
 ## Chinese catalogue (translate the new ones in messages.po), and compile it
 i18n: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o web/translations/messages.pot --no-location --sort-output --project Linli .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k N_ -o web/translations/messages.pot --no-location --sort-output --project Linli .
 	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations -l zh --ignore-obsolete --no-fuzzy-matching
 	$(BIN)/python web/translations/fill_zh.py
 	$(BIN)/pybabel compile -d web/translations

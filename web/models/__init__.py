@@ -18,6 +18,15 @@ from web.models.ledger import (
 )
 from web.models.lists import Category, DemandItem, MicroWish, ResourceItem, resource_service_areas
 from web.models.matching import MatchProposal, MatchRun, VolunteerProposal
+from web.models.operations import (
+    CalendarDay,
+    DailyFigures,
+    Delivery,
+    JobRun,
+    Notification,
+    NotificationSettings,
+    SchedulerJob,
+)
 from web.models.people import ApiToken, Pairing, Role, RoleGrant, Unit, UnitType, User
 from web.models.places import Building, Community, Estate, Grid, Subdistrict
 from web.models.volunteers import (
@@ -39,5 +48,6 @@ __all__ = [
     "LedgerTransfer", "MarketItem", "MarketOrder", "MarketOrderLine", "PointLot",
     "PointsRuleVersion", "StockCount", "StockCountLine", "StockMovement", "ActivitySession",
     "PostClaim", "ServicePost", "SessionSignup", "TeamMember", "VolunteerProfile",
-    "VolunteerTeam", "VolunteerProposal",
+    "VolunteerTeam", "VolunteerProposal", "CalendarDay", "DailyFigures", "Delivery", "JobRun",
+    "Notification", "NotificationSettings", "SchedulerJob",
 ]

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -123,6 +124,20 @@ class DemandItem(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Service levels: set when the item is published; a pause stops both clocks (the due times
+    # move on by the paused time when it resumes); escalation_level 0 grid, 1 community,
+    # 2 subdistrict (微循环 → 小循环 → 大循环).
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accept_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    close_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str | None] = mapped_column(String(500))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsatisfied_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    auto_confirmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     category: Mapped[Category] = relationship()
     community = relationship("Community")
 

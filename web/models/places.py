@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from web.db import Base
@@ -37,6 +37,19 @@ class Community(Base):
     allow_gifts: Mapped[bool] = mapped_column(Boolean, default=False)
     collect_within_days: Mapped[int] = mapped_column(Integer, default=7)
     fund_match_percent: Mapped[int] = mapped_column(Integer, default=0)
+    # Service levels (当日吹哨受理、三日闭环办结): hours to accept a published item, days to close
+    # it, whether the clocks run on Asia/Shanghai working days only, hours an overdue item waits
+    # at one level (grid, community) before it escalates to the next, days before verified work
+    # the beneficiary has not confirmed is confirmed automatically, days of notice before points
+    # expire, and whether the scheduler proposes pairs for new open items on its own.
+    accept_within_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    close_within_days: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    sla_working_days: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
+    escalate_after_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    auto_confirm_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    expiry_notice_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    auto_propose: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     subdistrict: Mapped[Subdistrict] = relationship(back_populates="communities")
 
 
