@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, g, send_from_directory
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from web.config import Settings
@@ -61,7 +61,7 @@ class Linli:
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
-    """Build the app: database, API, docs, health check, CLI."""
+    """Build the app: database, API, pages, docs, health, metrics, rate limits, CLI."""
     settings = settings or Settings()
     app = Flask(__name__)
     app.config.update(
@@ -94,9 +94,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         settings, engine, make_session_factory(engine),
         make_session_factory(engine.execution_options(linli_read_only=True)))
 
+    if settings.proxies:  # the client's address and scheme from the proxies' headers
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxies, x_proto=settings.proxies,
+                                x_host=settings.proxies)
+    from web.observability import init_observability
+    from web.ratelimit import init_rate_limits
+
+    init_observability(app)  # first: the request id and timing wrap every other hook
     _register_api(app)
     _register_pages(app)
     _register_basics(app)
+    init_rate_limits(app)  # after the pages' hook that loads the signed-in user
     from web.cli import register_cli
 
     register_cli(app)
@@ -132,18 +140,6 @@ def _register_basics(app: Flask) -> None:
     def docs_assets(filename: str):
         """Swagger UI's files, served from the installed package (no CDN)."""
         return send_from_directory(assets, filename, max_age=86400)
-
-    @app.get("/healthz")
-    def healthz():
-        """Liveness and the database's state."""
-        linli: Linli = app.extensions["linli"]
-        try:
-            with linli.engine.connect().execution_options(linli_read_only=True) as conn:
-                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            return {"status": "ok", "database": {"ok": True, "dialect": linli.engine.dialect.name,
-                                                 "revision": revision}}
-        except Exception as exc:  # the answer is the database's state, whatever it is
-            return {"status": "error", "database": {"ok": False, "error": type(exc).__name__}}, 503
 
     @app.teardown_appcontext
     def close_session(_exc):

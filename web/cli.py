@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
+from flask.logging import default_handler
 
 from web.config import PROJECT_ROOT
 
@@ -25,7 +30,8 @@ def main() -> None:
     """Linli (邻里共建): community co-building — lists, claims, dispatch, teams, verification.
 
     Settings come from the environment: LINLI_DATABASE_URL (default: SQLite under instance/),
-    LINLI_SECRET_KEY (default: generated once under instance/), PORT (default 5000).
+    LINLI_SECRET_KEY (default: generated once under instance/), PORT (default 5000); every
+    LINLI_* setting is listed in docs/deploy.md.
     """
 
 
@@ -50,8 +56,12 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_group)
     app.cli.add_command(users_group)
     app.cli.add_command(serve)
+    app.cli.add_command(backup)
     app.cli.add_command(match_group)
     app.cli.add_command(ledger_group)
+    from web.scheduler import register_commands  # `linli scheduler` and `linli jobs`
+
+    register_commands(app)
 
 
 @click.group("db", help="Database schema: migrations and checks.")
@@ -129,13 +139,102 @@ def print_logins(logins: list[dict]) -> None:
 @click.option("--host", default=lambda: os.environ.get("HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")),
               show_default="PORT or 5000")
+@click.option("--prod", is_flag=True, help="Production: gunicorn with several worker processes, "
+              "JSON logs, metrics summed over the workers.")
+@click.option("--workers", type=click.IntRange(1, 64), show_default="WEB_CONCURRENCY or 2",
+              default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+              help="Worker processes (--prod).")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Threads in each worker (--prod).")
 @with_appcontext
-def serve(host: str, port: int) -> None:
-    """Serve the app (embedded mode: a threaded server for one community's office)."""
+def serve(host: str, port: int, prod: bool, workers: int, threads: int) -> None:
+    """Serve the app: a threaded server for one office (`make run`), or gunicorn with --prod."""
+    from web.config import log_format, log_level
+    from web.observability import configure_logging
+
+    if prod:
+        serve_prod(host, port, workers, threads)
+    configure_logging(log_format(), log_level())
+    app = current_app._get_current_object()
+    app.logger.removeHandler(default_handler)  # the root logger writes every line once
     click.echo(f"Linli is serving on http://{host}:{port}  (API docs: /api/v1/docs)")
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def gunicorn_command(host: str, port: int, workers: int, threads: int) -> list[str]:
+    """The gunicorn command line `linli serve --prod` runs (the same as in docs/deploy.md)."""
+    return [sys.executable, "-m", "gunicorn", "--config", "python:web.gunicorn_conf",
+            "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", str(threads),
+            "web.wsgi:app"]
+
+
+def serve_prod(host: str, port: int, workers: int, threads: int) -> None:
+    """Replace this process by gunicorn (so signals from systemd reach it directly), with JSON
+    logs unless LINLI_LOG_FORMAT says otherwise and a fresh folder for the workers' metrics."""
+    import tempfile
+
+    url = current_app.extensions["linli"].settings.database_url
+    if url.startswith("sqlite"):
+        click.echo("warning: several workers on the embedded SQLite database: writes queue for "
+                   "one lock; set LINLI_DATABASE_URL to PostgreSQL for production "
+                   "(docs/deploy.md)", err=True)
+    env = {**os.environ}
+    env.setdefault("LINLI_LOG_FORMAT", "json")
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="linli-metrics-")
+        env["LINLI_METRICS_DIR_OWNED"] = "1"
+    command = gunicorn_command(host, port, workers, threads)
+    click.echo(f"Linli (gunicorn, {workers} workers x {threads} threads) on http://{host}:{port}; "
+               f"metrics of all workers gathered in {env['PROMETHEUS_MULTIPROC_DIR']}")
+    click.echo("  " + " ".join(command[1:]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
+
+
+@click.command("backup")
+@click.option("--to", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the copy (default: instance/backups).")
+@with_appcontext
+def backup(folder: Path | None) -> None:
+    """Copy the embedded SQLite database while the service runs, check it, print its path."""
+    from web.config import instance_path
+
+    url = current_app.extensions["linli"].engine.url
+    if url.get_backend_name() != "sqlite":
+        raise click.ClickException("linli backup copies the embedded SQLite database; back up "
+                                   "PostgreSQL with pg_dump (docs/deploy.md, 'Backups')")
+    if url.database in (None, "", ":memory:") or not Path(url.database).is_file():
+        raise click.ClickException(f"no database file to back up: {url.database or '(memory)'}")
+    target = backup_sqlite(Path(url.database), folder or instance_path() / "backups",
+                           now=datetime.now(UTC))
+    click.echo(str(target))
+
+
+def backup_sqlite(source: Path, folder: Path, *, now: datetime) -> Path:
+    """A consistent copy of `source` in `folder`, named by the UTC time, by SQLite's online
+    backup (one read transaction: writers go on meanwhile), refused unless it passes
+    PRAGMA integrity_check."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"linli-{now:%Y%m%dT%H%M%SZ}.db"
+    for n in range(1, 1000):
+        if not target.exists():
+            break
+        target = folder / f"linli-{now:%Y%m%dT%H%M%SZ}-{n}.db"
+    partial = target.with_name(target.name + ".partial")
+    with closing(sqlite3.connect(source, timeout=30)) as src, \
+            closing(sqlite3.connect(partial)) as copy:
+        src.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        verdict = [row[0] for row in copy.execute("PRAGMA integrity_check")]
+    if verdict != ["ok"]:
+        partial.unlink(missing_ok=True)
+        raise click.ClickException(f"the copy failed its integrity check: {verdict[:5]}")
+    partial.chmod(0o600)
+    partial.rename(target)
+    return target
 
 
 @click.group("users", help="Users and roles.")

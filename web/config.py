@@ -62,4 +62,34 @@ class Settings:
     pool_size: int = field(
         default_factory=lambda: int(os.environ.get("LINLI_POOL_SIZE", "5"))
     )
+    # Rate limits in the `limits` notation ("10/minute", "5 per 10 seconds"), or "off".
+    rate_limit_login: str = field(
+        default_factory=lambda: os.environ.get("LINLI_RATE_LIMIT_LOGIN", "10/minute")
+    )
+    rate_limit_points: str = field(
+        default_factory=lambda: os.environ.get("LINLI_RATE_LIMIT_POINTS", "120/minute")
+    )
+    # Redis for the rate limits (shared by every worker and node); memory of each process without.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("LINLI_REDIS_URL") or None)
+    redis_prefix: str = field(
+        default_factory=lambda: os.environ.get("LINLI_REDIS_PREFIX", "linli")
+    )
+    # How many proxies (nginx, a load balancer) stand in front and set X-Forwarded-For/-Proto/
+    # -Host: only then is the client's address taken from those headers.
+    proxies: int = field(default_factory=lambda: int(os.environ.get("LINLI_PROXIES", "0")))
+    # Who may read /metrics: loopback, these networks (comma-separated CIDRs), or the bearer token.
+    metrics_allow: str = field(default_factory=lambda: os.environ.get("LINLI_METRICS_ALLOW", ""))
+    metrics_token: str | None = field(
+        default_factory=lambda: os.environ.get("LINLI_METRICS_TOKEN") or None
+    )
     testing: bool = False
+
+
+def log_format() -> str:
+    """LINLI_LOG_FORMAT: "json" (one object per line, `linli serve --prod`) or "text"."""
+    return os.environ.get("LINLI_LOG_FORMAT", "text").lower()
+
+
+def log_level() -> str:
+    """LINLI_LOG_LEVEL: DEBUG, INFO (default), WARNING, ERROR."""
+    return os.environ.get("LINLI_LOG_LEVEL", "INFO").upper()

@@ -100,3 +100,16 @@ class AlreadyPostedError(ConflictError):
     """A transfer for this source (a service record, an order's refund) exists already."""
 
     code = "already_posted"
+
+
+class RateLimitedError(LinliError):
+    """Too many attempts in a short time (signing in, moving points): answered 429 with
+    Retry-After; nothing was done."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many requests; try again in {retry_after} seconds",
+                         retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -77,6 +77,7 @@ def test_a_wrong_password_and_an_unknown_user_both_answer_401_with_the_same_mess
     unknown_user = login(client, "nobody_here", TEST_PASSWORD)
     first = assert_error(wrong_password, 401, "unauthenticated")
     second = assert_error(unknown_user, 401, "unauthenticated")
+    assert first.pop("request_id") != second.pop("request_id")  # each request has its own id
     assert first == second
     assert "token" not in wrong_password.json and "token" not in unknown_user.json
 

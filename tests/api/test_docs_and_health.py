@@ -1,4 +1,4 @@
-"""The OpenAPI document, the self-hosted docs page, /healthz, and the one error shape."""
+"""The OpenAPI document, the self-hosted docs page, /healthz and /readyz, and the one error shape."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def assert_error(response, status: int) -> dict:
     assert isinstance(error["code"], str) and error["code"]
     assert isinstance(error["message"], str) and error["message"]
     assert set(error) <= {"status", "code", "message", "fields", "what", "id", "reason",
-                          "machine", "current", "target", "field"}
+                          "machine", "current", "target", "field", "request_id"}
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", error["request_id"])
+    assert error["request_id"] == response.headers["X-Request-ID"]
     return error
 
 
@@ -170,24 +172,36 @@ def standalone_app(engine):
                                testing=True), engine=engine)
 
 
-def test_healthz_answers_200_with_the_database_state(engine):
-    r = standalone_app(engine).test_client().get("/healthz")
+def test_healthz_answers_200_without_asking_the_database(tmp_path):
+    nothing = make_engine(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")  # cannot open
+    try:
+        r = standalone_app(nothing).test_client().get("/healthz")
+    finally:
+        nothing.dispose()
+    assert r.status_code == 200
+    assert r.json == {"status": "ok"}
+
+
+def test_readyz_answers_200_with_the_database_at_the_code_head(engine):
+    r = standalone_app(engine).test_client().get("/readyz")
     assert r.status_code == 200, r.json
-    assert r.json["status"] == "ok"
-    assert r.json["database"]["ok"] is True
-    assert r.json["database"]["dialect"] == engine.dialect.name
-    assert r.json["database"]["revision"]
+    assert r.json["status"] == "ready"
+    database = r.json["checks"]["database"]
+    assert database["ok"] is True
+    assert database["dialect"] == engine.dialect.name
+    assert database["revision"] == database["head"]
 
 
-def test_healthz_answers_503_with_database_ok_false_when_the_schema_is_missing(tmp_path):
+def test_readyz_answers_503_with_the_reason_when_the_schema_is_missing(tmp_path):
     empty = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     try:
-        r = standalone_app(empty).test_client().get("/healthz")
+        r = standalone_app(empty).test_client().get("/readyz")
     finally:
         empty.dispose()
     assert r.status_code == 503
-    assert r.json["status"] == "error"
-    assert r.json["database"]["ok"] is False
+    assert r.json["status"] == "unavailable"
+    assert r.json["checks"]["database"]["ok"] is False
+    assert "not migrated" in r.json["checks"]["database"]["reason"]
 
 
 # --- the one error shape -----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from http import HTTPStatus
 
-from flask import current_app, g, request, session
+from flask import current_app, g, has_request_context, request, session
 from flask_smorest import Api
 from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import HTTPException
@@ -71,6 +71,8 @@ def error_body(status: int, code: str, message: str, fields_: dict | None = None
     if fields_:
         body["fields"] = fields_
     body.update({k: v for k, v in extra.items() if v is not None})
+    if has_request_context() and g.get("request_id"):
+        body["request_id"] = g.request_id  # the id in the logs and the X-Request-ID header
     return {"error": body}
 
 
@@ -79,7 +81,8 @@ def handle_linli_error(exc: LinliError):
     # under `current_<name>` instead of replacing the error's own field
     extra = {(f"current_{k}" if k in ("status", "code", "message", "fields") else k): v
              for k, v in exc.params.items() if k != "detail"}
-    return error_body(exc.status, exc.code, exc.message, exc.fields, **extra), exc.status
+    return (error_body(exc.status, exc.code, exc.message, exc.fields, **extra), exc.status,
+            getattr(exc, "headers", None) or {})
 
 
 def handle_data_error(_exc):
