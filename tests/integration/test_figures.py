@@ -21,7 +21,16 @@ from tests.integration.lovebank_helpers import (
     resident,
 )
 from web.errors import NotFoundError, PermissionDeniedError, ValidationError
-from web.services import activities, assignments, demands, figures, lovebank, market, reports
+from web.services import (
+    activities,
+    assignments,
+    demands,
+    figures,
+    lovebank,
+    market,
+    reports,
+    service_levels,
+)
 
 pytestmark = pytest.mark.db
 
@@ -254,13 +263,14 @@ def test_a_backwards_or_overlong_period_is_refused(world):
 
 # ---- items running late -----------------------------------------------------------------------------
 
-def test_items_running_late_are_the_subdistricts_open_items_past_or_near_their_deadline(world):
-    late = make_demand(world.session, world, "a1", "sec_a1", deadline=NOW - timedelta(hours=1))
-    soon = make_demand(world.session, world, "a2", "sec_a2", deadline=NOW + timedelta(hours=5))
-    make_demand(world.session, world, "a1", "sec_a1", deadline=NOW + timedelta(days=3))
-    make_demand(world.session, world, "a1", "sec_a1", deadline=NOW - timedelta(days=1),
-                publish=False)  # a draft is no one's work yet
-    make_demand(world.session, world, "b1", "sec_b1", deadline=NOW - timedelta(hours=1))
+def test_items_running_late_are_the_subdistricts_items_past_or_near_a_due_time(world):
+    # At NOW: published 25 h ago and not accepted is red; published 20 h ago has 4 of its 24 h
+    # left, amber; published now (d_a1) is green; b1 is another subdistrict.
+    late = new_demand(world, "a1", NOW - timedelta(hours=25))
+    soon = new_demand(world, "a2", NOW - timedelta(hours=20))
+    new_demand(world, "a1", NOW - timedelta(hours=2))
+    make_demand(world.session, world, "a1", "sec_a1", publish=False)  # no one's work yet
+    new_demand(world, "b1", NOW - timedelta(hours=25))
 
     def due(who="admin_a", **filters):
         return figures.due_items(world.session, actor=world.actor(who), subdistrict_id=world["A"],
@@ -273,3 +283,14 @@ def test_items_running_late_are_the_subdistricts_open_items_past_or_near_their_d
     assert due(q="没有这个").total == 0
     with pytest.raises(PermissionDeniedError):
         due("admin_b")
+
+
+def test_items_escalated_to_the_subdistrict_are_listed_late_or_not(world):
+    late = new_demand(world, "a1", NOW - timedelta(hours=72))
+    for hours in (47, 23):  # 1 h late: to the community; 24 h later: to the subdistrict
+        service_levels.check_service_levels(world.session, now=NOW - timedelta(hours=hours))
+    claimed(world, "x", late, "a1", NOW, NOW)  # accepted at last, but not yet closed
+    escalated = figures.due_items(world.session, actor=world.actor("admin_a"),
+                                  subdistrict_id=world["A"], filters={"escalated": "1"}, now=NOW)
+    assert [d.id for d in escalated.items] == [late]
+    assert escalated.items[0].escalation_level == 2

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from openpyxl import load_workbook
 
-from tests.factories import category_id
+from tests.factories import category_id, make_demand
 from tests.pages.helpers import alerts, csrf, field_error, sign_in
 from web.models import Assignment, DemandItem
 
@@ -178,3 +179,82 @@ def test_an_exported_title_that_looks_like_a_formula_stays_text(client, world):
     titles = [sheet.cell(row, 2).value for row in range(2, sheet.max_row + 1)]
     assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in titles
     assert sheet.cell(2, 2).data_type == "s"
+
+
+# ---- service levels on the item's page ---------------------------------------------------------
+
+def test_the_item_page_shows_its_due_times_light_and_level_in_shanghai_time(client, world):
+    sign_in(client, "sec_a1")
+    shown = client.get(f"/demands/{world['d_a1']}").text
+    section = shown[shown.index('data-testid="service-level"'):]
+    assert "当日受理、三日办结" in section
+    # Published on Friday 20 November at 10:00 in Shanghai: 24 h to accept, 3 days to close.
+    assert "2026-11-21 10:00" in re.search(r'data-testid="accept-due">([^<]*)<', section)[1]
+    assert "2026-11-23 10:00" in re.search(r'data-testid="close-due">([^<]*)<', section)[1]
+    assert "网格办理" in re.search(r'data-testid="escalation">([^<]*)<', section)[1]
+    assert re.search(r'data-rag="(red|amber|green)"', section)
+    assert "暂停计时" in section
+
+
+def test_pausing_asks_first_then_stops_the_clocks_and_resuming_moves_the_due_times(client, world):
+    page = sign_in(client, "sec_a1")
+    token = csrf(page.text)
+    asked = client.post(f"/demands/{world['d_a1']}/pause",
+                        data={"reason": "等居民出院", "csrf_token": token})
+    assert "确定暂停该事项的计时吗" in asked.text
+    world.session.expire_all()
+    assert world.session.get(DemandItem, world["d_a1"]).paused_at is None
+    paused = client.post(f"/demands/{world['d_a1']}/pause", data={
+        "reason": "等居民出院", "csrf_token": token, "confirmed": "1"}, follow_redirects=True)
+    assert "该事项已暂停计时。" in alerts(paused.text)
+    assert "等居民出院" in re.search(r'data-testid="paused">([^<]*)<', paused.text)[1]
+    assert "恢复计时" in paused.text
+    world.session.expire_all()
+    before = world.session.get(DemandItem, world["d_a1"]).accept_due_at
+    resumed = client.post(f"/demands/{world['d_a1']}/resume", data={
+        "csrf_token": token, "confirmed": "1"}, follow_redirects=True)
+    assert "该事项已恢复计时。" in alerts(resumed.text)
+    world.session.expire_all()
+    demand = world.session.get(DemandItem, world["d_a1"])
+    assert demand.paused_at is None and demand.accept_due_at > before
+    assert "暂停计时" in resumed.text and "恢复计时" in resumed.text  # the history says both
+
+
+def test_pausing_without_a_reason_is_refused_and_changes_nothing(client, world):
+    page = sign_in(client, "sec_a1")
+    refused = client.post(f"/demands/{world['d_a1']}/pause", data={
+        "reason": " ", "csrf_token": csrf(page.text), "confirmed": "1"}, follow_redirects=True)
+    assert any("请检查填写的内容" in text for text in alerts(refused.text))
+    world.session.expire_all()
+    assert world.session.get(DemandItem, world["d_a1"]).paused_at is None
+
+
+def test_the_grid_worker_of_the_items_grid_may_pause_it_and_a_unit_may_not(client, world):
+    page = sign_in(client, "grid_a1")
+    assert "暂停计时" in client.get(f"/demands/{world['d_a1']}").text
+    client.post(f"/demands/{world['d_a1']}/pause", data={
+        "reason": "居民外出", "csrf_token": csrf(page.text), "confirmed": "1"})
+    world.session.expire_all()
+    assert world.session.get(DemandItem, world["d_a1"]).pause_reason == "居民外出"
+    page = sign_in(client, "unit_x")
+    client.post(f"/demands/{world['d_a1']}/resume", data={
+        "csrf_token": csrf(page.text), "confirmed": "1"})
+    assert "您的身份无权办理此事。" in alerts(client.get("/unit").text)
+    world.session.expire_all()
+    assert world.session.get(DemandItem, world["d_a1"]).paused_at is not None
+
+
+def test_the_list_and_the_work_queue_show_each_items_light_and_due_time(client, world):
+    from web.services import demands
+    from web.services.base import utcnow
+
+    now = utcnow()
+    fresh = make_demand(world.session, world, "a1", "sec_a1", title="刚发布", publish=False)
+    demands.publish_demand(world.session, actor=world.actor("sec_a1"), demand_id=fresh, now=now)
+    sign_in(client, "sec_a1")
+    listed = client.get("/secretary/demands").text
+    assert 'data-rag="green"' in re.search(rf'data-testid="sla-{fresh}">(.*?)</td>', listed,
+                                           re.S)[1]
+    queue = client.get("/secretary").text
+    section = queue[queue.index('data-testid="due"'):]
+    assert "刚发布" in section and "当日受理" in section

@@ -17,7 +17,7 @@ from tests.factories import category_id, claim, make_demand
 from tests.pages.helpers import alerts, csrf, field_error, sign_in
 from tests.pages.test_resident_pages import verified_for_res_a1
 from web.models import DemandItem
-from web.services import wishes
+from web.services import demands, wishes
 from web.services.base import utcnow
 
 pytestmark = pytest.mark.db
@@ -111,18 +111,27 @@ def test_someone_who_is_not_a_grid_worker_is_refused_the_grid_pages(client, worl
         assert client.get(path).status_code == 403, path
 
 
-def test_the_home_shows_the_grids_items_red_amber_green_by_deadline(client, world):
-    now = utcnow()
-    late = make_demand(world.session, world, "a1", "sec_a1", grid="g_a1", title="已经超期",
-                       deadline=now - timedelta(hours=2))
-    soon = make_demand(world.session, world, "a1", "sec_a1", grid="g_a1", title="明天到期",
-                       deadline=now + timedelta(hours=5))
+def published_at(world, when, title: str) -> int:
+    """An item of grid g_a1 published at `when`: its service-level clocks start then."""
+    demand_id = make_demand(world.session, world, "a1", "sec_a1", grid="g_a1", title=title,
+                            publish=False)
+    demands.publish_demand(world.session, actor=world.actor("sec_a1"), demand_id=demand_id,
+                           now=when)
+    return demand_id
+
+
+def test_the_home_shows_the_grids_items_red_amber_green_by_service_level(client, world):
+    now = utcnow()  # the page's own clock: 24 h to accept, amber with less than 6 h left
+    late = published_at(world, now - timedelta(hours=30), "已经超期")
+    soon = published_at(world, now - timedelta(hours=20), "明天到期")
+    fresh = published_at(world, now, "刚刚发布")
     signed_in(client)
     page = client.get("/grid").text
     assert "已经超期" in page and "明天到期" in page
     section = page[page.index('data-testid="due"'):]
-    assert section.index("已经超期") < section.index("明天到期") < section.index("独居老人探访")
-    assert f'href="/grid/items/{late}"' in section and f'href="/grid/items/{soon}"' in section
+    assert section.index("已经超期") < section.index("明天到期") < section.index("刚刚发布")
+    for demand_id in (late, soon, fresh):
+        assert f'href="/grid/items/{demand_id}"' in section
     assert 'data-rag="red"' in section and 'data-rag="amber"' in section
     assert 'data-rag="green"' in section
 

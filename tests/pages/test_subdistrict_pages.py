@@ -16,7 +16,7 @@ from tests.factories import make_demand, make_user
 from tests.integration.test_figures import build_known
 from tests.pages.helpers import alerts, csrf, field_error, sign_in
 from web.models import Unit
-from web.services import units
+from web.services import demands, service_levels, units
 from web.services.auth import actor_for
 
 pytestmark = pytest.mark.db
@@ -209,30 +209,58 @@ def test_another_subdistricts_admin_cannot_decide_an_application(client, world):
 
 # ---- items running late ---------------------------------------------------------------------------
 
+def published(world, community: str, when, title: str) -> int:
+    """An item of the community published at `when`: its service-level clocks start then."""
+    demand_id = make_demand(world.session, world, community, f"sec_{community}", title=title,
+                            publish=False)
+    demands.publish_demand(world.session, actor=world.actor(f"sec_{community}"),
+                           demand_id=demand_id, now=when)
+    return demand_id
+
+
 def test_items_running_late_are_listed_red_then_amber_with_filters_and_download(client, world):
     from web.services.base import utcnow
 
-    now = utcnow()
-    late = make_demand(world.session, world, "a1", "sec_a1", title="修路灯",
-                       deadline=now - timedelta(hours=2))
-    soon = make_demand(world.session, world, "a2", "sec_a2", title="送药",
-                       deadline=now + timedelta(hours=5))
-    make_demand(world.session, world, "a1", "sec_a1", title="下周的事",
-                deadline=now + timedelta(days=7))
-    make_demand(world.session, world, "b1", "sec_b1", title="别处的事",
-                deadline=now - timedelta(hours=2))
+    now = utcnow()  # the page's own clock: 24 h to accept, amber with less than 6 h left
+    demands.cancel_demand(world.session, actor=world.actor("sec_a1"), demand_id=world["d_a1"],
+                          reason="published at the tests' fixed time, late by now", now=now)
+    late = published(world, "a1", now - timedelta(hours=30), "修路灯")
+    soon = published(world, "a2", now - timedelta(hours=20), "送药")
+    published(world, "a1", now, "刚登记的事")
+    published(world, "b1", now - timedelta(hours=30), "别处的事")
     sign_in(client, "admin_a")
     page = client.get("/subdistrict/due")
     html = page.text
     assert page.status_code == 200 and "逾期预警" in html
     assert html.index("修路灯") < html.index("送药")
-    assert "下周的事" not in html and "别处的事" not in html
+    assert "刚登记的事" not in html and "别处的事" not in html
     assert f'class="badge bg-danger" data-testid="rag-{late}"' in html
     assert "已超期" in re.search(rf'data-testid="rag-{late}">([^<]*)<', html).group(1)
-    assert "一天内到期" in re.search(rf'data-testid="rag-{soon}">([^<]*)<', html).group(1)
+    assert "即将到期" in re.search(rf'data-testid="rag-{soon}">([^<]*)<', html).group(1)
+    assert "网格" in re.search(rf'data-testid="level-{late}">([^<]*)<', html).group(1)
     red = client.get("/subdistrict/due?rag=red").text
     assert "修路灯" in red and "送药" not in red
     a2 = client.get(f"/subdistrict/due?community_id={world['a2']}").text
     assert "送药" in a2 and "修路灯" not in a2
     rows = rows_of(client.get("/subdistrict/due?format=csv").data)
     assert [r[1] for r in rows[1:]] == ["修路灯", "送药"]
+
+
+def test_items_escalated_to_the_subdistrict_have_their_own_filter_and_column(client, world):
+    from web.services.base import utcnow
+
+    now = utcnow()
+    demands.cancel_demand(world.session, actor=world.actor("sec_a1"), demand_id=world["d_a1"],
+                          reason="published at the tests' fixed time, late by now", now=now)
+    up = published(world, "a1", now - timedelta(hours=80), "路灯坏了三天")
+    published(world, "a2", now - timedelta(hours=30), "只是晚了")
+    for hours in (50, 26):  # late: to the community; 24 h later: to the subdistrict
+        service_levels.check_service_levels(world.session, now=now - timedelta(hours=hours))
+    sign_in(client, "admin_a")
+    page = client.get("/subdistrict/due?escalated=1").text
+    assert "路灯坏了三天" in page and "只是晚了" not in page
+    assert "街道" in re.search(rf'data-testid="level-{up}">([^<]*)<', page).group(1)
+    assert 'data-testid="level-' in client.get("/subdistrict/due").text
+    rows = rows_of(client.get("/subdistrict/due?escalated=1&format=csv").data)
+    assert [r[1] for r in rows[1:]] == ["路灯坏了三天"]
+    assert "升级至街道" in rows[1]

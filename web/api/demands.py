@@ -10,6 +10,7 @@ from scoring.hours import hours_to_minutes
 from web.api.assignments import AssignmentOut
 from web.api.common import (
     DateRangeArgs,
+    OptionalReasonIn,
     ReasonIn,
     current_actor,
     db,
@@ -22,6 +23,8 @@ from web.domain.states import DemandStatus
 from web.services import assignments as assign_service
 from web.services import demands as service
 from web.services import reports as report_service
+from web.services import service_levels
+from web.services.base import utcnow
 from web.services.demands import SOURCES, URGENCIES
 
 PREFIX = "/demands"
@@ -98,10 +101,28 @@ class DemandOut(Schema):
     rated_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+    # Service levels (当日受理、三日办结).
+    published_at = fields.DateTime(allow_none=True)
+    accept_due_at = fields.DateTime(allow_none=True)
+    close_due_at = fields.DateTime(allow_none=True)
+    accepted_at = fields.DateTime(allow_none=True)
+    verified_at = fields.DateTime(allow_none=True)
+    paused = fields.Boolean()
+    paused_at = fields.DateTime(allow_none=True)
+    pause_reason = fields.String(allow_none=True)
+    sla_state = fields.String(allow_none=True, metadata={
+        "description": "red (a due time passed), amber (due soon), green; null when no clock "
+                       "runs (draft, verified, closed, cancelled)"})
+    escalation_level = fields.Integer(metadata={
+        "description": "0 grid, 1 community, 2 subdistrict"})
+    escalated_at = fields.DateTime(allow_none=True)
+    unsatisfied_count = fields.Integer()
+    auto_confirmed = fields.Boolean()
 
 
 SORTS = ["created_at", "-created_at", "deadline", "-deadline", "title", "-title",
-         "quantity_open", "-quantity_open", "urgency", "-urgency"]
+         "quantity_open", "-quantity_open", "urgency", "-urgency", "next_due", "-next_due"]
+SLA_STATES = ("red", "amber")
 
 
 class DemandArgs(DateRangeArgs):
@@ -114,13 +135,19 @@ class DemandArgs(DateRangeArgs):
     source = fields.String(validate=validate.OneOf(SOURCES))
     skill = fields.String()
     claimable = fields.Boolean(metadata={"description": "only items with quantity still open"})
-    sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
+    sla_state = fields.String(metadata={"description": "red or amber, or both comma-separated"})
+    escalation_level = fields.Integer(validate=validate.Range(0, 2), metadata={
+        "description": "escalated at least this far: 1 community, 2 subdistrict"})
+    sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS), metadata={
+        "description": "next_due: the first due time still to meet, soonest first"})
 
     @validates_schema
     def _statuses(self, data, **_):
         known = {s.value for s in DemandStatus}
         if data.get("status") and not set(data["status"].split(",")) <= known:
             raise ValidationError(f"one or more of {', '.join(sorted(known))}", "status")
+        if data.get("sla_state") and not set(data["sla_state"].split(",")) <= set(SLA_STATES):
+            raise ValidationError("red, amber, or both comma-separated", "sla_state")
 
 
 class ClaimIn(Schema):
@@ -186,12 +213,14 @@ class EventOut(Schema):
 def present_all(demands, actor) -> list[dict]:
     """Demands as the caller may see them: the beneficiary's contact only for those who need it."""
     visible = service.contact_visible_ids(db(), actor, demands)
-    out = []
+    now, out = utcnow(), []
     for demand in demands:
         row = {c.key: getattr(demand, c.key) for c in demand.__table__.columns}
         row["contact_visible"] = demand.id in visible
-        if not row["contact_visible"]:
-            row.update(dict.fromkeys(CONTACT))
+        row["paused"] = demand.paused_at is not None
+        row["sla_state"] = service_levels.sla_state(demand, now)
+        if not row["contact_visible"]:  # a pause's reason may be about the beneficiary
+            row.update(dict.fromkeys(CONTACT + ("pause_reason",)))
         out.append(row)
     return out
 
@@ -259,6 +288,29 @@ class DemandCancel(MethodView):
         """Cancel a demand with a reason; open claims and dispatches are cancelled with it."""
         actor = current_actor()
         demand = service.cancel_demand(db(), actor=actor, demand_id=demand_id, **data)
+        return present(demand, actor)
+
+
+@blp.route("/<int:demand_id>/pause")
+class DemandPause(MethodView):
+    @blp.arguments(ReasonIn)
+    @blp.response(200, DemandOut)
+    def post(self, data, demand_id):
+        """Pause the item's service-level clocks, with a reason (the secretary, or the grid
+        worker of the item's grid)."""
+        actor = current_actor()
+        demand = service_levels.pause_demand(db(), actor=actor, demand_id=demand_id, **data)
+        return present(demand, actor)
+
+
+@blp.route("/<int:demand_id>/resume")
+class DemandResume(MethodView):
+    @blp.arguments(OptionalReasonIn)
+    @blp.response(200, DemandOut)
+    def post(self, data, demand_id):
+        """Restart a paused item's clocks; its due times move on by the time it was paused."""
+        actor = current_actor()
+        demand = service_levels.resume_demand(db(), actor=actor, demand_id=demand_id, **data)
         return present(demand, actor)
 
 

@@ -30,11 +30,33 @@ class CommunityOut(Schema):
     lng = fields.Float(allow_none=True)
     auto_approve_paired_claims = fields.Boolean()
     dispatch_response_hours = fields.Integer()
+    accept_within_hours = fields.Integer()
+    close_within_days = fields.Integer()
+    sla_working_days = fields.Boolean()
+    escalate_after_hours = fields.Integer()
+    auto_confirm_days = fields.Integer()
+    expiry_notice_days = fields.Integer()
+    auto_propose = fields.Boolean()
+
+
+def _between(low: int, high: int, what: str):
+    return fields.Integer(validate=validate.Range(min=low, max=high),
+                          metadata={"description": f"{what}, {low}–{high}"})
 
 
 class CommunitySettingsIn(Schema):
     auto_approve_paired_claims = fields.Boolean()
-    dispatch_response_hours = fields.Integer(validate=validate.Range(min=1, max=24 * 14))
+    dispatch_response_hours = _between(1, 24 * 14, "hours a dispatched unit has to answer")
+    accept_within_hours = _between(1, 24 * 14, "hours to accept a published item")
+    close_within_days = _between(1, 90, "days to close a published item")
+    sla_working_days = fields.Boolean(metadata={
+        "description": "the service-level clocks run on Asia/Shanghai working days only"})
+    escalate_after_hours = _between(1, 24 * 14, "hours an overdue item waits at the "
+                                    "community before it goes up to the subdistrict")
+    auto_confirm_days = _between(1, 90, "days before verified work is confirmed automatically")
+    expiry_notice_days = _between(1, 365, "days of notice before points expire")
+    auto_propose = fields.Boolean(metadata={
+        "description": "the scheduler proposes pairs for new open items on its own"})
 
 
 class GridIn(Schema):

@@ -149,7 +149,8 @@ TRANSITIONS: dict[type[StrEnum], dict[StrEnum, frozenset[StrEnum]]] = {
         S.COVERED: frozenset({S.OPEN, S.PARTLY_COVERED, S.IN_PROGRESS, S.REPORTED, S.CANCELLED}),
         S.IN_PROGRESS: frozenset({S.REPORTED, S.CANCELLED}),
         S.REPORTED: frozenset({S.VERIFIED, S.IN_PROGRESS}),
-        S.VERIFIED: frozenset({S.CLOSED}),
+        # Rated unsatisfactory (1 or 2 of 5): open again for rework.
+        S.VERIFIED: frozenset({S.CLOSED, S.OPEN}),
         S.CLOSED: frozenset(),
         S.CANCELLED: frozenset(),
     },

@@ -3,6 +3,7 @@ by hand (社区派单), and each item's page with its claims, dispatches and ful
 
 from __future__ import annotations
 
+import json
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -17,7 +18,7 @@ from web.errors import LinliError
 from web.i18n import TIMEZONE
 from web.models import Grid, User
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.secretary import rag_of
+from web.pages.secretary import ESCALATION_NAMES, SLA_NAMES, rag_of
 from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
 from web.pages.views import (
     STATUS_NAMES,
@@ -28,7 +29,8 @@ from web.pages.views import (
     error_text,
     signed_in,
 )
-from web.services import assignments, demands, units
+from web.services import assignments, demands, service_levels, units
+from web.services.base import utcnow
 from web.services.demands import URGENCIES
 from web.services.lovebank import may_oversee
 
@@ -92,6 +94,8 @@ def demand_list(actor: Actor):
     page = demands.list_demands(db(), actor=actor, filters=filters, page=la.page,
                                 per_page=la.per_page)
     return render_template("pages/secretary_demands.html", page=page, la=la, rag=rag_of,
+                           due=service_levels.next_due, sla_names=SLA_NAMES,
+                           escalation_names=ESCALATION_NAMES,
                            categories=list(names.items()), category_names=names, **_choices())
 
 
@@ -186,9 +190,9 @@ def demand_page(actor: Actor, demand_id: int):
     demand = _visible_demand(actor, demand_id)
     session = db()
     mine = community_of(actor, "secretary") == demand.community_id
-    staff = mine or may_oversee(session, actor, demand.community_id) or any(
-        str(g.role) == "grid_worker" and g.grid_id is not None and g.grid_id == demand.grid_id
-        for g in actor.grants)
+    grid_worker = any(str(g.role) == "grid_worker" and g.grid_id is not None
+                      and g.grid_id == demand.grid_id for g in actor.grants)
+    staff = mine or grid_worker or may_oversee(session, actor, demand.community_id)
     if not staff:  # units and residents have their own pages, which show what is theirs
         abort(404)
     shares = assignments.list_assignments(session, actor=actor, filters={
@@ -208,8 +212,16 @@ def demand_page(actor: Actor, demand_id: int):
     return render_template("pages/secretary_demand.html", demand=demand, shares=shares,
                            events=[(e, describe(e)) for e in events], people=people, mine=mine, units=dispatchable,
                            editable=mine and demand.status in EDITABLE, contact=contact,
-                           category_names=category_names(),
+                           category_names=category_names(), sla=_sla(demand),
+                           keeps_clock=(mine or grid_worker)
+                           and demand.status in service_levels.RUNNING,
                            errors={}, values={})
+
+
+def _sla(demand) -> dict:
+    """What the item's page shows of its service level: the light, the due times, the level."""
+    return {"light": service_levels.sla_state(demand, utcnow()),
+            "names": SLA_NAMES, "level": ESCALATION_NAMES.get(demand.escalation_level, "")}
 
 
 ENTITY = {"demand_items": ("demand", _l("Item")), "assignments": ("assignment", _l("Share")),
@@ -219,13 +231,22 @@ ACTIONS = {"created": _l("recorded"), "updated": _l("edited"), "published": _l("
            "lead_assigned": _l("lead unit named"), "started": _l("work started"),
            "reported": _l("work reported"), "submitted": _l("submitted"),
            "returned": _l("returned for correction"), "confirmed": _l("confirmed and rated"),
-           "coverage": _l("coverage changed"), "report_withdrawn": _l("report withdrawn")}
+           "coverage": _l("coverage changed"), "report_withdrawn": _l("report withdrawn"),
+           "paused": _l("clocks paused"), "resumed": _l("clocks resumed"),
+           "escalated": _l("escalated"),
+           "rated_unsatisfactory": _l("rated unsatisfactory: open again for rework"),
+           "auto_confirmed": _l("confirmed automatically (no one confirmed it in time)")}
+# Actions said in words even when they move the status (the move alone would not say why).
+TOLD_BY_ACTION = {"rated_unsatisfactory", "auto_confirmed"}
 
 
 def describe(event) -> str:
     """One history line's what, in the user's language: the thing, and what happened to it."""
     machine, thing = ENTITY.get(event.entity_type, (None, event.entity_type))
-    if event.to_status and machine:
+    if event.action == "escalated":
+        level = (json.loads(event.data or "{}")).get("to")
+        what = ESCALATION_NAMES.get(level, ACTIONS["escalated"])
+    elif event.to_status and machine and event.action not in TOLD_BY_ACTION:
         what = STATUS_NAMES[machine].get(event.to_status, event.to_status)
     else:
         what = ACTIONS.get(event.action, event.action)
@@ -255,6 +276,34 @@ def demand_cancel(actor: Actor, demand_id: int):
         demands.cancel_demand(db(), actor=actor, demand_id=demand_id,
                               reason=request.form.get("reason"))
         flash(_("Item cancelled."), "success")
+    except LinliError as exc:
+        flash(error_text(exc), "danger")
+    return _back(demand_id)
+
+
+@bp.post("/demands/<int:demand_id>/pause")
+@signed_in
+@confirm(_l("Pause this item's clocks? It does not run late or escalate while paused."))
+def demand_pause(actor: Actor, demand_id: int):
+    """Pause the item's service-level clocks, with a reason (waiting on the resident, say)."""
+    try:
+        service_levels.pause_demand(db(), actor=actor, demand_id=demand_id,
+                                    reason=request.form.get("reason"))
+        flash(_("The item's clocks are paused."), "success")
+    except LinliError as exc:
+        flash(error_text(exc), "danger")
+    return _back(demand_id)
+
+
+@bp.post("/demands/<int:demand_id>/resume")
+@signed_in
+@confirm(_l("Restart this item's clocks? Its due times move on by the time it was paused."))
+def demand_resume(actor: Actor, demand_id: int):
+    """Restart a paused item's clocks; its due times move on by the paused time."""
+    try:
+        service_levels.resume_demand(db(), actor=actor, demand_id=demand_id,
+                                     reason=request.form.get("reason"))
+        flash(_("The item's clocks run again."), "success")
     except LinliError as exc:
         flash(error_text(exc), "danger")
     return _back(demand_id)

@@ -353,8 +353,10 @@ def confirm_with_rating(me: Actor, demand, reload, done: str, endpoint: str):
     values = request.form.to_dict()
     try:
         data = load_form(ConfirmIn, {k: values.get(k, "") for k in ("rating", "comment")})
-        demands.confirm_demand(db(), actor=me, demand_id=demand.id, **data)
-        flash(done, "success")
+        rated = demands.confirm_demand(db(), actor=me, demand_id=demand.id, **data)
+        flash(done if rated.status == "closed" else _(
+            "The rating is recorded. The work was not satisfactory, so the item is open "
+            "again for rework."), "success")
         return redirect(url_for(endpoint, demand_id=demand.id))
     except FormInvalid as exc:
         return demand, exc.errors, values, 422

@@ -3,8 +3,6 @@ proposals explained in plain words."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -14,7 +12,7 @@ from web.domain.actor import Actor
 from web.errors import LinliError
 from web.pages.ui import confirm, home, local_target, menu
 from web.pages.views import bp, category_options, community_of, error_text, signed_in
-from web.services import assignments, demands, matching, reports, wishes
+from web.services import assignments, demands, matching, reports, service_levels, wishes
 from web.services.base import utcnow
 
 WHY = {
@@ -25,6 +23,10 @@ WHY = {
     "fairness": _l("already carries much work (spread it)"),
 }
 OPEN_STATES = "open,partly_covered,covered,in_progress,reported"
+# The service-level lights and escalation levels (微循环 → 小循环 → 大循环), in words.
+SLA_NAMES = {"red": _l("overdue"), "amber": _l("due soon"), "green": _l("on time")}
+ESCALATION_NAMES = {0: _l("at the grid"), 1: _l("escalated to the community"),
+                    2: _l("escalated to the subdistrict")}
 
 home("secretary", "pages.secretary_home")
 menu("secretary", "pages.secretary_home", _l("Work queue"))
@@ -35,19 +37,15 @@ def rejecting() -> bool:
 
 
 def rag_of(demand) -> str:
-    """Red, amber or green for an item still being worked on; '' once it is done."""
-    if demand.status not in OPEN_STATES.split(","):
-        return ""
-    return _rag(demand, utcnow())
+    """The item's service-level light (red, amber, green) now; '' when no clock runs (a draft,
+    work verified or closed, a cancelled item)."""
+    return service_levels.sla_state(demand, utcnow()) or ""
 
 
 def _rag(demand, now) -> str:
-    """Red: past its deadline; amber: due within a day; green: otherwise (or no deadline)."""
-    if demand.deadline is None:
-        return "green"
-    if demand.deadline <= now:
-        return "red"
-    return "amber" if demand.deadline - now <= timedelta(days=1) else "green"
+    """The item's service-level light at `now`: red when a due time (to be accepted, to be
+    closed) has passed, amber when it is near, else green — also when no clock runs."""
+    return service_levels.sla_state(demand, now) or "green"
 
 
 @bp.get("/secretary")
@@ -59,9 +57,9 @@ def secretary_home(actor: Actor):
         return redirect(url_for("pages.home"))
     session, mine = db(), {"community_id": community_id}
     now = utcnow()
-    due = demands.list_demands(session, actor=actor, filters={
-        **mine, "status": OPEN_STATES}, per_page=100).items
-    due = sorted((d for d in due if d.deadline is not None), key=lambda d: d.deadline)
+    due = [d for d in demands.list_demands(session, actor=actor, filters={
+        **mine, "status": OPEN_STATES}, per_page=30, sort="next_due", now=now).items
+        if service_levels.next_due(d) is not None]
     queue = {
         "claims": assignments.list_assignments(session, actor=actor, filters={
             "status": "pending", **mine}, per_page=50).items,
@@ -71,13 +69,14 @@ def secretary_home(actor: Actor):
             "status": "submitted", **mine}, per_page=50).items,
         "reports": reports.list_reports(session, actor=actor, filters={
             "status": "submitted"}, per_page=50).items,
-        "due": [(d, _rag(d, now)) for d in due[:30]],
+        "due": [(d, _rag(d, now), service_levels.next_due(d)) for d in due],
     }
     from web.models import DemandItem
 
     titles = dict(session.query(DemandItem.id, DemandItem.title).filter(
         DemandItem.id.in_({r.demand_id for r in queue["reports"]} or {0})).all())
     return render_template("pages/secretary.html", q=queue, why=WHY, titles=titles,
+                           escalation_names=ESCALATION_NAMES,
                            categories=category_options())
 
 

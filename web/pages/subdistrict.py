@@ -24,10 +24,10 @@ from web.domain.actor import Actor
 from web.errors import LinliError
 from web.models import Community
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.secretary import _rag
+from web.pages.secretary import ESCALATION_NAMES, SLA_NAMES, _rag
 from web.pages.ui import confirm, home, is_id, list_args, local_target, menu, service_errors
 from web.pages.views import STATUS_NAMES, bp, error_text, signed_in
-from web.services import figures, units
+from web.services import figures, service_levels, units
 from web.services.base import Page, utcnow
 
 home("subdistrict_admin", "pages.subdistrict_home")
@@ -42,7 +42,7 @@ UNIT_TYPES = {
     "social_organisation": _l("Social organisation"),
     "non_public_company": _l("Non-public company"), "other": _l("Other"),
 }
-RAG = {"red": _l("overdue"), "amber": _l("due within a day"), "green": _l("on time")}
+RAG = SLA_NAMES
 MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
 TOP_UNITS = 10  # units in the chart; the table under it has them all
 
@@ -294,9 +294,12 @@ def decide_unit(actor: Actor, unit_id: int):
 @bp.get("/subdistrict/due")
 @signed_in
 def subdistrict_due(actor: Actor):
-    """Open items of the subdistrict past their deadline (red) or due within a day (amber)."""
+    """Items of the subdistrict past a due time (red) or near one (amber), and those escalated
+    to the subdistrict (大循环)."""
     subdistrict_id = _subdistrict_of(actor)
-    la = list_args("community_id", "rag", "urgency", ints=("community_id",))
+    la = list_args("community_id", "rag", "urgency", "escalated", ints=("community_id",))
+    if la.filters.get("escalated") not in (None, "1"):
+        la.filters.pop("escalated")
     communities = _communities(subdistrict_id)
     names = dict(communities)
     now = utcnow()
@@ -309,17 +312,22 @@ def subdistrict_due(actor: Actor):
         return [{"id": d.id, "title": d.title, "community": names.get(d.community_id, ""),
                  "status": str(STATUS_NAMES["demand"].get(d.status, d.status)),
                  "urgency": str(STATUS_NAMES["urgency"].get(d.urgency, d.urgency)),
-                 "deadline": d.deadline, "rag": str(RAG[_rag(d, now)])}
+                 "due": service_levels.next_due(d), "rag": str(RAG[_rag(d, now)]),
+                 "escalation": str(ESCALATION_NAMES.get(d.escalation_level, "")),
+                 "deadline": d.deadline}
                 for d in page_of(1, EXPORT_LIMIT).items]
 
     exported = export_or_none(
         [("id", "ID"), ("title", _("Item")), ("community", _("Community")),
-         ("status", _("Status")), ("urgency", _("Urgency")), ("deadline", _("Deadline")),
-         ("rag", _("Running late"))], rows, _("Items running late"))
+         ("status", _("Status")), ("urgency", _("Urgency")), ("due", _("Due by")),
+         ("rag", _("Running late")), ("escalation", _("Handled at")),
+         ("deadline", _("Deadline"))], rows, _("Items running late"))
     if exported is not None:
         return exported
     page = page_of(la.page, la.per_page)
     return render_template("pages/subdistrict_due.html", page=page, la=la,
-                           items=[(d, _rag(d, now)) for d in page.items], names=names,
-                           communities=communities, rag_names=RAG)
+                           items=[(d, _rag(d, now), service_levels.next_due(d))
+                                  for d in page.items], names=names,
+                           communities=communities, rag_names=RAG,
+                           escalation_names=ESCALATION_NAMES)
 

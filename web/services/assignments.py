@@ -39,6 +39,7 @@ from web.services.base import (
     write,
 )
 from web.services.demands import add_quantities, get_demand, roll_up_coverage
+from web.services.notifications import notify, secretaries_of, unit_admins_of
 from web.services.scope import overseen, scoped
 from web.services.units import is_paired
 
@@ -171,6 +172,27 @@ def _new_assignment(session: Session, demand: DemandItem, **fields) -> Assignmen
     return assignment
 
 
+# ---- who is told -------------------------------------------------------------------------------
+
+def _tell_unit(session: Session, assignment: Assignment, demand: DemandItem, kind: str,
+               now: datetime, needs_action: bool = False, **params) -> None:
+    """Tell the unit's admins what became of its share (on their work page)."""
+    notify(session, user_ids=unit_admins_of(session, assignment.unit_id), kind=kind,
+           params={"title": demand.title, **params}, now=now, link="/unit/work",
+           demand_id=demand.id, needs_action=needs_action,
+           dedupe_key=f"{kind}:{assignment.id}")
+
+
+def _tell_secretaries(session: Session, assignment: Assignment, demand: DemandItem, kind: str,
+                      now: datetime, link: str, needs_action: bool = False, **params) -> None:
+    """Tell the community's secretaries what a unit did with a share."""
+    unit = session.get(Unit, assignment.unit_id)
+    notify(session, user_ids=secretaries_of(session, demand.community_id), kind=kind,
+           params={"title": demand.title, "unit": unit.name, **params}, now=now, link=link,
+           demand_id=demand.id, needs_action=needs_action,
+           dedupe_key=f"{kind}:{assignment.id}")
+
+
 # ---- self-claim -------------------------------------------------------------------------------
 
 @write
@@ -199,6 +221,10 @@ def claim_demand(session: Session, *, actor: Actor, demand_id: int, unit_id: int
         _confirm(session, claim, A.APPROVED, actor=actor, now=now,
                  reason="auto-approved: the unit is paired with the community",
                  data={"automatic": True})
+        _tell_unit(session, claim, demand, "claim_approved", now)
+    else:
+        _tell_secretaries(session, claim, demand, "claim_pending", now, "/secretary",
+                          needs_action=True)
     return claim
 
 
@@ -209,6 +235,8 @@ def _confirm(session: Session, assignment: Assignment, target: A, *, actor: Acto
         raise ConflictError("work on this demand has started; the team can no longer change",
                             status=demand.status)
     add_quantities(session, demand, confirmed_delta=assignment.quantity)
+    if demand.accepted_at is None:  # the first unit to take the item on meets the accept clock
+        demand.accepted_at = now
     audit.transition(session, assignment, target, actor=actor, now=now, reason=reason, data=data)
     assignment.decided_at = now
     session.flush()
@@ -226,9 +254,10 @@ def approve_claim(session: Session, *, actor: Actor, assignment_id: int,
                   now: datetime | None = None) -> Assignment:
     """The secretary approves a pending claim."""
     now = now or utcnow()
-    claim, _ = _lock_for_write(session, actor, assignment_id)
+    claim, demand = _lock_for_write(session, actor, assignment_id)
     _secretary_of_demand(session, actor, claim)
     _confirm(session, claim, A.APPROVED, actor=actor, now=now)
+    _tell_unit(session, claim, demand, "claim_approved", now)
     return claim
 
 
@@ -237,9 +266,11 @@ def reject_claim(session: Session, *, actor: Actor, assignment_id: int, reason: 
                  now: datetime | None = None) -> Assignment:
     """The secretary rejects a pending claim, with a reason; its quantity reopens."""
     now = now or utcnow()
-    claim, _ = _lock_for_write(session, actor, assignment_id)
+    claim, demand = _lock_for_write(session, actor, assignment_id)
     _secretary_of_demand(session, actor, claim)
-    end_assignment(session, claim, A.REJECTED, actor=actor, now=now, reason=need_reason(reason))
+    reason = need_reason(reason)
+    end_assignment(session, claim, A.REJECTED, actor=actor, now=now, reason=reason)
+    _tell_unit(session, claim, demand, "claim_rejected", now, reason=reason)
     return claim
 
 
@@ -295,6 +326,8 @@ def dispatch_in_transaction(session: Session, *, actor: Actor, demand_id: int, u
                  action="dispatched", actor=actor, now=now, to_status=dispatch.status,
                  data={"unit_id": unit_id, "quantity": quantity,
                        "response_deadline": dispatch.response_deadline.isoformat()})
+    _tell_unit(session, dispatch, demand, "dispatch_offered", now, needs_action=True,
+               deadline_at=dispatch.response_deadline.isoformat())
     return dispatch
 
 
@@ -303,19 +336,20 @@ def accept_dispatch(session: Session, *, actor: Actor, assignment_id: int,
                     resource_id: int | None = None, now: datetime | None = None) -> Assignment:
     """The unit accepts a dispatch before its deadline, optionally naming the resource it uses."""
     now = now or utcnow()
-    dispatch, _ = _lock_for_write(session, actor, assignment_id)
+    dispatch, demand = _lock_for_write(session, actor, assignment_id)
     require(actor.is_unit_admin_of(dispatch.unit_id), "only the unit's admin")
     if dispatch.status == A.OFFERED and dispatch.response_deadline and \
             dispatch.response_deadline < now:
         raise ConflictError("the time to answer this dispatch has passed",
                             deadline=dispatch.response_deadline.isoformat())
     if resource_id is not None and dispatch.resource_id is None and dispatch.status == A.OFFERED:
-        demand = session.get(DemandItem, dispatch.demand_id)
         resource = _usable_resource(session, demand, resource_id, dispatch.unit_id,
                                     dispatch.quantity, now)
         _take_resource(session, resource, dispatch.quantity)
         dispatch.resource_id = resource.id
     _confirm(session, dispatch, A.ACCEPTED, actor=actor, now=now)
+    _tell_secretaries(session, dispatch, demand, "dispatch_accepted", now,
+                      f"/demands/{demand.id}")
     return dispatch
 
 
@@ -324,9 +358,12 @@ def decline_dispatch(session: Session, *, actor: Actor, assignment_id: int, reas
                      now: datetime | None = None) -> Assignment:
     """The unit declines a dispatch, with a reason; its quantity reopens."""
     now = now or utcnow()
-    dispatch, _ = _lock_for_write(session, actor, assignment_id)
+    dispatch, demand = _lock_for_write(session, actor, assignment_id)
     require(actor.is_unit_admin_of(dispatch.unit_id), "only the unit's admin")
-    end_assignment(session, dispatch, A.DECLINED, actor=actor, now=now, reason=need_reason(reason))
+    reason = need_reason(reason)
+    end_assignment(session, dispatch, A.DECLINED, actor=actor, now=now, reason=reason)
+    _tell_secretaries(session, dispatch, demand, "dispatch_declined", now,
+                      f"/demands/{demand.id}", reason=reason)
     return dispatch
 
 

@@ -18,7 +18,7 @@ from web.domain.states import (
 from web.errors import ConflictError, NotFoundError
 from web.models import Assignment, Building, Community, DemandItem, Grid, Unit
 from web.models.types import tag_pattern
-from web.services import audit
+from web.services import audit, service_levels
 from web.services.base import (
     Page,
     filter_text_and_dates,
@@ -85,8 +85,10 @@ def contact_visible_ids(session: Session, actor: Actor, demands: list[DemandItem
 
 
 def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1,
-                 per_page: int = 20, sort: str = "-created_at") -> Page:
-    """Visible demands, filtered by status, category, community, grid, unit, skill, text, dates."""
+                 per_page: int = 20, sort: str = "-created_at",
+                 now: datetime | None = None) -> Page:
+    """Visible demands, filtered by status, category, community, grid, unit, skill, text, dates,
+    service-level state at `now` (`sla_state`: red, amber) and escalation level (at least)."""
     stmt = _visible(session, actor)
     f = filters
     for key in ("category_id", "community_id", "grid_id", "urgency", "source"):
@@ -99,6 +101,11 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
             Assignment.unit_id == f["unit_id"])))
     if f.get("skill"):
         stmt = stmt.where(DemandItem.required_skills.like(tag_pattern(f["skill"]), escape="\\"))
+    if f.get("sla_state"):
+        stmt = stmt.where(service_levels.sla_condition(session, f["sla_state"].split(","),
+                                                       now or utcnow()))
+    if f.get("escalation_level") is not None:
+        stmt = stmt.where(DemandItem.escalation_level >= f["escalation_level"])
     stmt = filter_text_and_dates(stmt, DemandItem, f)
     if f.get("claimable"):
         stmt = stmt.where(DemandItem.quantity_open > 0,
@@ -107,10 +114,17 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
             stmt = stmt.where(DemandItem.id.not_in(select(Assignment.active_demand_id).where(
                 Assignment.unit_id.in_(actor.admin_units),
                 Assignment.active_demand_id.is_not(None))))
-    desc = sort.startswith("-")
-    column = URGENCY_RANK if sort.lstrip("-") == "urgency" else getattr(DemandItem, sort.lstrip("-"))
-    stmt = stmt.order_by(column.desc() if desc else column.asc(), DemandItem.id)
-    return paginate(session, stmt, page, per_page)
+    return paginate(session, _sorted(stmt, sort), page, per_page)
+
+
+def _sorted(stmt: Select, sort: str) -> Select:
+    """`stmt` in the order asked for: a column, urgency, or the next due time (none last)."""
+    desc, name = sort.startswith("-"), sort.lstrip("-")
+    if name == "next_due":
+        due = service_levels.next_due_sql()
+        return stmt.order_by(due.is_(None), due.desc() if desc else due.asc(), DemandItem.id)
+    column = URGENCY_RANK if name == "urgency" else getattr(DemandItem, name)
+    return stmt.order_by(column.desc() if desc else column.asc(), DemandItem.id)
 
 
 def history(session: Session, *, actor: Actor, demand_id: int):
@@ -263,6 +277,7 @@ def _publish(session: Session, actor: Actor, demand: DemandItem, now: datetime) 
     require(actor.is_secretary_of(demand.community_id) or actor.is_system,
             "only the community's secretary publishes demands")
     audit.transition(session, demand, DemandStatus.OPEN, actor=actor, now=now, action="published")
+    service_levels.set_due_times(session, demand, now)
 
 
 @write
@@ -379,7 +394,8 @@ def start_work(session: Session, *, actor: Actor, demand_id: int,
 @write
 def confirm_demand(session: Session, *, actor: Actor, demand_id: int, rating: int,
                    comment: str | None = None, now: datetime | None = None) -> DemandItem:
-    """The beneficiary (or the grid worker for them) confirms verified work and rates it 1–5."""
+    """The beneficiary (or the grid worker for them) confirms verified work and rates it 1–5;
+    a rating of 1 or 2 is unsatisfactory: the item opens again for rework instead of closing."""
     now = now or utcnow()
     demand = lock(session, DemandItem, get_demand(session, actor=actor, demand_id=demand_id).id)
     is_beneficiary = demand.beneficiary_user_id is not None and \
@@ -388,6 +404,10 @@ def confirm_demand(session: Session, *, actor: Actor, demand_id: int, rating: in
             "only the beneficiary or their grid worker")
     if not 1 <= rating <= 5:
         raise invalid("rating", "from 1 to 5")
+    if rating <= service_levels.UNSATISFACTORY:
+        service_levels.reopen_for_rework(session, demand, actor=actor, rating=rating,
+                                         comment=comment, on_behalf=not is_beneficiary, now=now)
+        return demand
     audit.transition(session, demand, DemandStatus.CLOSED, actor=actor, now=now,
                      action="confirmed", reason=comment,
                      data={"rating": rating, "on_behalf": not is_beneficiary})

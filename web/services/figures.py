@@ -56,6 +56,7 @@ from web.models import (
     Unit,
     WorkReport,
 )
+from web.services import service_levels
 from web.services.base import (
     LOCAL_TZ,
     Page,
@@ -73,11 +74,6 @@ from web.services.scope import overseen, scoped
 TAKEN = (str(AssignmentStatus.APPROVED), str(AssignmentStatus.ACCEPTED))
 CLOSED_WITHIN_HOURS = 72
 MAX_DAYS = 5 * 366  # a longer period makes charts no one can read
-# Items still being worked on: what can run late.
-OPEN_STATES = tuple(str(s) for s in (DemandStatus.OPEN, DemandStatus.PARTLY_COVERED,
-                                     DemandStatus.COVERED, DemandStatus.IN_PROGRESS,
-                                     DemandStatus.REPORTED))
-DUE_WITHIN = timedelta(days=1)
 
 
 # ---- the figures of one row (a community, a unit, a month or everything) -----------------------
@@ -481,24 +477,26 @@ def ranking(figures: Figures) -> list[Row]:
 
 def due_items(session: Session, *, actor: Actor, subdistrict_id: int, filters: dict,
               page: int = 1, per_page: int = 20, now: datetime | None = None) -> Page:
-    """Open items of the subdistrict past their deadline or due within a day, soonest first.
+    """Items of the subdistrict running late by their service level (red: a due time to be
+    accepted or closed has passed; amber: one is near), the first due time first.
 
-    Filters: community_id, rag ("red": overdue, "amber": due within a day), urgency, q (title or
+    Filters: community_id, rag ("red" or "amber"), escalated (only items escalated to the
+    subdistrict, late or not, while they are still being worked on), urgency, q (title or
     description)."""
     now = now or utcnow()
     check_scope(session, actor, None, subdistrict_id)
     d = DemandItem
     in_subdistrict = select(Community.id).where(Community.subdistrict_id == subdistrict_id)
     stmt = scoped(d, overseen(actor, d.community_id), actor).where(
-        d.community_id.in_(in_subdistrict), d.status.in_(OPEN_STATES), d.deadline.is_not(None),
-        d.deadline <= now + DUE_WITHIN)
+        d.community_id.in_(in_subdistrict), d.status.in_(service_levels.RUNNING))
+    if filters.get("escalated"):
+        stmt = stmt.where(d.escalation_level >= service_levels.TOP_LEVEL)
+    lights = [filters["rag"]] if filters.get("rag") in ("red", "amber") else []
+    if lights or not filters.get("escalated"):
+        stmt = stmt.where(service_levels.sla_condition(session, lights or ["red", "amber"], now))
     if filters.get("community_id"):
         stmt = stmt.where(d.community_id == filters["community_id"])
     if filters.get("urgency"):
         stmt = stmt.where(d.urgency == filters["urgency"])
-    if filters.get("rag") == "red":
-        stmt = stmt.where(d.deadline <= now)
-    elif filters.get("rag") == "amber":
-        stmt = stmt.where(d.deadline > now)
     stmt = filter_text_and_dates(stmt, d, {"q": filters.get("q")})
-    return paginate(session, stmt.order_by(d.deadline, d.id), page, per_page)
+    return paginate(session, service_levels.by_next_due(stmt), page, per_page)

@@ -50,15 +50,48 @@ def manages_community(actor: Actor, community: Community) -> bool:
     return actor.is_system or actor.is_secretary_of(community.id)
 
 
+# Settings changed here, with the range of each number: auto-approval of paired claims, the
+# hours a dispatched unit has to answer, and the service levels — hours to accept a published
+# item, days to close it, whether those clocks run on working days only, hours an overdue item
+# waits at the community before it goes up to the subdistrict, and days before verified work is
+# confirmed automatically; then the days of notice before points expire, and whether the
+# scheduler proposes pairs for new open items on its own.
+SETTINGS = {
+    "auto_approve_paired_claims": None, "dispatch_response_hours": (1, 24 * 14),
+    "accept_within_hours": (1, 24 * 14), "close_within_days": (1, 90),
+    "sla_working_days": None, "escalate_after_hours": (1, 24 * 14),
+    "auto_confirm_days": (1, 90), "expiry_notice_days": (1, 365), "auto_propose": None,
+}
+
+
 @write
 def update_community_settings(session: Session, *, actor: Actor, community_id: int,
                               changes: dict) -> Community:
-    """Change a community's settings (auto-approval of paired claims, dispatch response time)."""
+    """Change a community's settings (see SETTINGS); a 422 names a setting out of range, and
+    an item must be due to be accepted no later than it is due to be closed."""
     community = get_or_404(session, Community, community_id)
     require(manages_community(actor, community), "only the community's secretary")
     for key, value in changes.items():
+        _check_setting(key, value)
+    accept = changes.get("accept_within_hours", community.accept_within_hours)
+    close = changes.get("close_within_days", community.close_within_days)
+    if accept > close * 24:
+        raise invalid("accept_within_hours", "no longer than the time to close the item")
+    for key, value in changes.items():
         setattr(community, key, value)
     return community
+
+
+def _check_setting(key: str, value) -> None:
+    if key not in SETTINGS:
+        raise invalid(key, "cannot be changed here")
+    limits = SETTINGS[key]
+    if limits is None:
+        if not isinstance(value, bool):
+            raise invalid(key, "true or false")
+    elif isinstance(value, bool) or not isinstance(value, int) or \
+            not limits[0] <= value <= limits[1]:
+        raise invalid(key, f"a whole number from {limits[0]} to {limits[1]}")
 
 
 @write

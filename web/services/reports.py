@@ -15,6 +15,7 @@ from web.models import (
     DemandItem,
     ReportVolunteer,
     ServiceRecord,
+    Unit,
     User,
     WorkReport,
 )
@@ -33,6 +34,12 @@ from web.services.base import (
 )
 from web.services.demands import get_demand, lead_assignment
 from web.services.lovebank import credit_service_record
+from web.services.notifications import (
+    grid_workers_of,
+    notify,
+    secretaries_of,
+    unit_admins_of,
+)
 from web.services.scope import handled_demands, overseen, scoped
 
 SERVICE_RECORD_NAMESPACE = uuid.UUID("6f1d0c8e-3b0a-4c5e-9a57-7c1b2f3e4d50")
@@ -76,6 +83,10 @@ def submit_report(session: Session, *, actor: Actor, demand_id: int, started_on:
                  data={"volunteers": len(lines), "minutes": sum(v.minutes for v in lines)})
     audit.transition(session, demand, DemandStatus.REPORTED, actor=actor, now=now,
                      action="reported", data={"report_id": report.id})
+    notify(session, user_ids=secretaries_of(session, demand.community_id),
+           kind="report_submitted", now=now, link="/secretary", demand_id=demand.id,
+           params={"title": demand.title, "unit": session.get(Unit, report.unit_id).name},
+           needs_action=True, dedupe_key=f"report_submitted:{report.id}")
     return report
 
 
@@ -153,10 +164,32 @@ def verify_report(session: Session, *, actor: Actor, report_id: int,
         session.add(record)
         session.flush()
         credit_service_record(session, record, actor=actor, now=now)
+    demand.verified_at = now  # the close clock is met
     audit.transition(session, demand, DemandStatus.VERIFIED, actor=actor, now=now,
                      data={"report_id": report.id})
     complete_assignments(session, demand.id, actor=actor, now=now)
+    _tell_unit(session, report, demand, "report_verified", now)
+    _ask_to_confirm(session, demand, now)
     return report
+
+
+def _tell_unit(session: Session, report: WorkReport, demand: DemandItem, kind: str,
+               now: datetime, **params) -> None:
+    """Tell the reporting unit's admins what became of their report."""
+    notify(session, user_ids=unit_admins_of(session, report.unit_id), kind=kind, now=now,
+           params={"title": demand.title, **params}, link="/unit/work", demand_id=demand.id,
+           dedupe_key=f"{kind}:{report.id}")
+
+
+def _ask_to_confirm(session: Session, demand: DemandItem, now: datetime) -> None:
+    """Ask the beneficiary (or, without an account, the grid's workers) to confirm and rate."""
+    if demand.beneficiary_user_id is not None:
+        readers, link = [demand.beneficiary_user_id], f"/me/services/{demand.id}"
+    else:
+        readers, link = grid_workers_of(session, demand.grid_id), f"/grid/items/{demand.id}"
+    notify(session, user_ids=readers, kind="confirm_requested", now=now, link=link,
+           params={"title": demand.title}, demand_id=demand.id, needs_action=True,
+           dedupe_key=f"confirm_requested:{demand.id}:{demand.unsatisfied_count}")
 
 
 @write
@@ -171,6 +204,7 @@ def return_report(session: Session, *, actor: Actor, report_id: int, reason: str
     report.decided_by, report.decided_at = actor.user_id, now
     audit.transition(session, demand, DemandStatus.IN_PROGRESS, actor=actor, now=now,
                      action="returned", reason=reason)
+    _tell_unit(session, report, demand, "report_returned", now, reason=reason)
     return report
 
 

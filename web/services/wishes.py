@@ -15,6 +15,7 @@ from web.models.people import Role
 from web.services import audit
 from web.services.base import Page, invalid, need_reason, paginate, require, utcnow, write
 from web.services.demands import _publish, build_demand
+from web.services.notifications import notify
 from web.services.scope import in_grids, overseen, scoped
 
 
@@ -90,7 +91,16 @@ def accept_wish(session: Session, *, actor: Actor, wish_id: int, demand: dict,
                      data={"demand_id": item.id})
     if publish:
         _publish(session, actor, item, now)
+    _tell_resident(session, wish, "wish_accepted", now)
     return wish, item
+
+
+def _tell_resident(session: Session, wish: MicroWish, kind: str, now: datetime,
+                   **params) -> None:
+    """Tell the resident what became of their wish (on the wish's own page)."""
+    notify(session, user_ids=[wish.resident_id], kind=kind, now=now,
+           params={"title": wish.title, **params}, link=f"/me/wishes/{wish.id}",
+           demand_id=wish.demand_id, dedupe_key=f"{kind}:{wish.id}")
 
 
 @write
@@ -102,6 +112,7 @@ def decline_wish(session: Session, *, actor: Actor, wish_id: int, reason: str | 
     reason = need_reason(reason)
     audit.transition(session, wish, WishStatus.DECLINED, actor=actor, now=now, reason=reason)
     wish.decision_reason, wish.decided_by, wish.decided_at = reason, actor.user_id, now
+    _tell_resident(session, wish, "wish_declined", now, reason=reason)
     return wish
 
 
