@@ -23,6 +23,7 @@ from scoring.rules import (
 from web.domain.actor import SYSTEM, Actor
 from web.errors import AlreadyPostedError, ConflictError, InsufficientPointsError, NotFoundError
 from web.models import (
+    ActivitySession,
     Category,
     Community,
     DemandItem,
@@ -33,6 +34,7 @@ from web.models import (
     PointsRuleVersion,
     RoleGrant,
     ServiceRecord,
+    SessionSignup,
 )
 from web.models.people import Role
 from web.services import audit
@@ -60,6 +62,7 @@ from web.services.journal import (
     open_lots,
     post,
 )
+from web.services.notifications import notify
 
 EARNING_ORIGINS = ("earned",)
 
@@ -202,10 +205,24 @@ def credit_service_record(session: Session, record: ServiceRecord, *, actor: Act
     legs = [_credit_leg(session, wallet, points, record.served_on, community),
             Leg(issuing.id, -points)]
     detail = {**award.explain(), "credited": points, "capped": award.points - points}
-    return post(session, community.id, legs, Posting(
+    transfer = post(session, community.id, legs, Posting(
         TransferKind.CREDIT, f"service on {record.served_on}: {record.minutes} min",
         "service_record", record.id, source_key, rule_version=version.version, detail=detail),
         actor=actor, now=now)
+    notify(session, user_ids=[record.user_id], kind="points_credited", now=now,
+           link="/me/points", params={"points": points, "minutes": record.minutes,
+                                      "served_on": record.served_on.isoformat(),
+                                      "reason": _service_title(session, record, demand)})
+    return transfer
+
+
+def _service_title(session: Session, record: ServiceRecord, demand: DemandItem | None) -> str:
+    """What the volunteer served: the demand's title, or the activity session's."""
+    if demand is not None:
+        return demand.title
+    return session.scalar(select(ActivitySession.title).join(
+        SessionSignup, SessionSignup.session_id == ActivitySession.id).where(
+        SessionSignup.id == record.signup_id)) or ""
 
 
 def residents_of(session: Session, community_id: int, user_ids: list[int]) -> set[int]:
@@ -263,6 +280,10 @@ def award_points(session: Session, *, actor: Actor, community_id: int, activity:
     transfer = post(session, community_id, legs, Posting(
         TransferKind.AWARD, reason, "award", activity, rule_version=version.version,
         detail={"activity": activity, "points": given, "day": str(day)}), actor=actor, now=now)
+    for points in sorted({p for p in given.values() if p > 0}):  # one notice per person
+        notify(session, user_ids=[int(u) for u, p in given.items() if p == points],
+               kind="points_credited", params={"points": points, "reason": reason}, now=now,
+               link="/me/points")
     keys.finish(session, idempotency_key, transfer.id)
     return transfer
 
@@ -445,6 +466,9 @@ def expire_points(session: Session, *, now: datetime | None = None, dry_run: boo
              [Leg(wallet.id, -lot.remaining, lot.id), Leg(sink.id, lot.remaining)],
              Posting(TransferKind.EXPIRY, f"points earned {lot.earned_on} expired "
                      f"{lot.expires_on}", "lot", str(lot.id)), actor=actor, now=now)
+        notify(session, user_ids=[wallet.user_id], kind="points_expired", now=now,
+               params={"points": done[-1]["points"], "expired_on": str(lot.expires_on)},
+               link="/me/points", dedupe_key=f"lot-expired:{lot.id}")
     if dry_run:
         session.rollback()
     return done
