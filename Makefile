@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## make run: create .venv, install, migrate instance/linli.db, load the demo on first run, serve on :5000 (PORT overrides)
+## make run: create .venv, install, migrate instance/linli.db, load the demo on first run, start the
+## scheduler (its own process: service levels, expiries, notifications) and serve on :5000 (PORT overrides)
 run: install
 	$(BIN)/linli db upgrade
 	$(BIN)/linli seed demo --if-empty
-	$(BIN)/linli serve
+	mkdir -p instance; $(BIN)/linli scheduler 2>>instance/scheduler.log & SCHEDULER=$$!; \
+	  trap 'kill $$SCHEDULER 2>/dev/null' EXIT INT TERM; \
+	  echo "scheduler running (pid $$SCHEDULER, log: instance/scheduler.log)"; \
+	  $(BIN)/linli serve
 
 ## make test: install the dev extras and run the whole suite (SQLite by default; TEST_DATABASE_URL for PostgreSQL)
 test: install

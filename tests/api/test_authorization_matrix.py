@@ -88,6 +88,7 @@ from web.models import (
     MatchProposal,
     MatchRun,
     MicroWish,
+    Notification,
     Pairing,
     PostClaim,
     ResourceItem,
@@ -108,9 +109,11 @@ from web.services import (
     lovebank,
     market,
     matching,
+    notifications,
     people_matching,
     places,
     reports,
+    service_levels,
     units,
     volunteers,
     wishes,
@@ -152,7 +155,7 @@ TARGET_MODELS = {
     "x": Unit, "w": Unit, "s": Unit, "pairing": Pairing, "user_res_a1": User,
     "r_x": ResourceItem, "r_draft": ResourceItem,
     "d_a1": DemandItem, "d_draft": DemandItem, "d_open": DemandItem, "d_lead": DemandItem,
-    "d_ver": DemandItem, "claim": Assignment, "offer": Assignment, "a_lead": Assignment,
+    "d_ver": DemandItem, "d_paused": DemandItem, "claim": Assignment, "offer": Assignment, "a_lead": Assignment,
     "rep": WorkReport, "record": ServiceRecord, "wish": MicroWish,
     "run": MatchRun, "proposal": MatchProposal,
     "item": MarketItem, "order": MarketOrder, "t_adjust": LedgerTransfer,
@@ -161,7 +164,7 @@ TARGET_MODELS = {
     "c_confirmed": PostClaim, "sess": ActivitySession, "sess_open": ActivitySession,
     "su_res": SessionSignup, "su_in": SessionSignup, "su_out": SessionSignup,
     "su_done": SessionSignup, "team": VolunteerTeam, "vrun": MatchRun,
-    "vproposal": VolunteerProposal,
+    "vproposal": VolunteerProposal, "note": Notification,
 }
 
 
@@ -463,6 +466,11 @@ MATRIX: list[Case] = [
                          resident=(F, H))),
     Case("POST", f"{API}/demands/{{id}}/cancel", {"id": "d_a1"}, body=_reason,
          expected=expect(H, **{**ON_A1_DEMAND, "secretary": (OK, H)})),
+    # The clocks of an item: its community's secretary, or the grid worker of its grid.
+    Case("POST", f"{API}/demands/{{id}}/pause", {"id": "d_a1"}, body=_reason,
+         expected=expect(H, **{**ON_A1_DEMAND, "secretary": (OK, H), "grid_worker": (OK, H)})),
+    Case("POST", f"{API}/demands/{{id}}/resume", {"id": "d_paused"}, body=_reason,
+         expected=expect(H, **{**ON_A1_DEMAND, "secretary": (OK, H), "grid_worker": (OK, H)})),
     Case("POST", f"{API}/demands/{{id}}/start", {"id": "d_lead"},
          expected=expect(H, **{**ON_A1_DEMAND, "unit_admin": (OK, F)})),
     Case("POST", f"{API}/demands/{{id}}/confirmation", {"id": "d_ver"},
@@ -671,6 +679,21 @@ MATRIX: list[Case] = [
          expected=expect(H, secretary=(OK, H), clerk=(OK, H))),
     Case("GET", f"{API}/market/fund", target="a1", query={"community_id": "a1"},
          expected=expect(F, **OVERSEE), check=_fund_of_a1),
+    # ---- the inbox: everyone has their own, and sees or marks no one else's ----------------------
+    Case("GET", f"{API}/notifications", target="note", query={"per_page": 100},
+         expected=expect(U, resident=(L, U))),
+    Case("GET", f"{API}/notifications/unread-count", expected=expect(OK)),
+    Case("POST", f"{API}/notifications/{{id}}/read", {"id": "note"},
+         expected=expect(H, resident=(OK, H))),
+    Case("POST", f"{API}/notifications/read-all", expected=expect(OK)),
+    Case("GET", f"{API}/me/notification-settings", expected=expect(OK)),
+    Case("PATCH", f"{API}/me/notification-settings", body=lambda ids, me: {"daily_digest": True},
+         expected=expect(OK)),
+    # ---- daily figures (the scheduler's snapshots): like the dashboard's, by scope --------------
+    Case("GET", f"{API}/figures/daily", variant="a community's", target="a1",
+         query={"community_id": "a1"}, expected=expect(F, **OVERSEE)),
+    Case("GET", f"{API}/figures/daily", variant="a unit's", target="x", query={"unit_id": "x"},
+         expected=expect(F, subdistrict_admin=(OK, F), unit_admin=(OK, F))),
     Case("POST", f"{API}/market/fund/donations", ok=201, target="a1", idempotent=True,
          body=lambda ids, me: {"community_id": ids["a1"], "amount_fen": 10000,
                                "donor_type": "other", "donor_name": "爱心人士",
@@ -874,8 +897,16 @@ def _build(session: Session) -> tuple[dict, dict]:
     ids["proposal"] = session.scalar(select(MatchProposal.id).where(
         MatchProposal.run_id == ids["run"], MatchProposal.demand_id == ids["d_open"]))
     assert ids["proposal"] is not None
+    # Made after the match run, so the run's proposals stay as they were.
+    ids["d_paused"] = a1_demand()
+    service_levels.pause_demand(session, actor=sec, demand_id=ids["d_paused"], reason="等居民回复",
+                                now=NOW)
     ids["wish"] = wishes.submit_wish(session, actor=w.actor("res_a1"), title="希望有人陪我去医院",
                                      now=NOW).id
+    ids["note"] = notifications.notify(session, user_ids=[w.users["res_a1"]],
+                                       kind="points_expiring", now=NOW,
+                                       params={"points": 5, "expires_on": "2026-12-31"})[0].id
+    session.commit()
     _build_lovebank(session, w, ids)
     _build_volunteers(session, w, ids)
     for name, user_id in w.users.items():

@@ -9,10 +9,12 @@ from web.api import (
     assignments,
     auth,
     demands,
+    figures,
     interchange,
     lovebank,
     market,
     matching,
+    notifications,
     places,
     reports,
     resources,
@@ -24,7 +26,8 @@ from web.api import (
 from web.api.common import LinliApi
 
 BLUEPRINTS = (auth, places, units, users, resources, demands, assignments, reports, wishes,
-              matching, lovebank, market, volunteers, activities, interchange)
+              matching, lovebank, market, volunteers, activities, interchange, figures,
+              notifications)
 
 
 def init_api(app: Flask) -> LinliApi:

@@ -8,6 +8,7 @@ rolled back.
 
 import web.pages.clerk  # noqa: F401  (the supermarket clerk's stock pages)
 import web.pages.grid  # noqa: F401  (the grid worker's pages)
+import web.pages.inbox  # noqa: F401  (the inbox and notification settings, every role)
 import web.pages.interchange  # noqa: F401  (importing lists from XLSX and CSV)
 import web.pages.resident  # noqa: F401  (the resident's pages)
 import web.pages.subdistrict  # noqa: F401  (the subdistrict admin's dashboard)
