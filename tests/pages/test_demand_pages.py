@@ -258,3 +258,16 @@ def test_the_list_and_the_work_queue_show_each_items_light_and_due_time(client, 
     queue = client.get("/secretary").text
     section = queue[queue.index('data-testid="due"'):]
     assert "刚发布" in section and "当日受理" in section
+
+
+def test_reports_and_wishes_in_the_history_are_said_in_words_not_table_names(app):
+    from web.models import AuditEvent
+    from web.pages.demand_pages import describe
+
+    with app.test_request_context("/"):
+        report = describe(AuditEvent(entity_type="work_reports", action="verified",
+                                     to_status="verified"))
+        wish = describe(AuditEvent(entity_type="micro_wishes", action="accepted",
+                                   to_status="accepted"))
+    assert report.startswith("完成报告: ") and "verified" not in report
+    assert wish.startswith("微心愿: ") and "accepted" not in wish

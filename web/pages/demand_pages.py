@@ -225,7 +225,7 @@ def _sla(demand) -> dict:
 
 
 ENTITY = {"demand_items": ("demand", _l("Item")), "assignments": ("assignment", _l("Share")),
-          "service_reports": ("report", _l("Report"))}
+          "work_reports": ("report", _l("Report")), "micro_wishes": ("wish", _l("Wish"))}
 ACTIONS = {"created": _l("recorded"), "updated": _l("edited"), "published": _l("published"),
            "claimed": _l("claimed"), "dispatched": _l("dispatched"),
            "lead_assigned": _l("lead unit named"), "started": _l("work started"),
