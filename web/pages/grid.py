@@ -37,7 +37,7 @@ from web.pages.views import (
     error_text,
     signed_in,
 )
-from web.services import demands, places, wishes
+from web.services import demands, places, service_levels, wishes
 from web.services.base import utcnow
 from web.services.demands import URGENCIES
 
@@ -72,11 +72,11 @@ def _urgencies():
     return [(u, STATUS_NAMES["urgency"][u]) for u in URGENCIES]
 
 
-def _by_deadline(items: list, now) -> list[tuple]:
-    """Items with their red/amber/green, the most pressing first (no deadline last)."""
-    rows = [(d, _rag(d, now)) for d in items]
-    return sorted(rows, key=lambda row: (RAG_ORDER[row[1]], row[0].deadline is None,
-                                         row[0].deadline or now))
+def _by_due(items: list, now) -> list[tuple]:
+    """Items with their red/amber/green and next due time, the most pressing first (items with
+    no due time last)."""
+    rows = [(d, _rag(d, now), service_levels.next_due(d)) for d in items]
+    return sorted(rows, key=lambda row: (RAG_ORDER[row[1]], row[2] is None, row[2] or now))
 
 
 @bp.get("/grid")
@@ -88,9 +88,9 @@ def grid_home(actor: Actor):
     waiting = wishes.list_wishes(session, actor=me, filters={"status": "submitted"},
                                  per_page=50)
     items = demands.list_demands(session, actor=me, filters={"status": FOLLOWED},
-                                 per_page=200, sort="deadline").items
+                                 per_page=200, sort="next_due").items
     return render_template("pages/grid_home.html", wishes=waiting.items,
-                           wishes_total=waiting.total, items=_by_deadline(items, utcnow())[:30],
+                           wishes_total=waiting.total, items=_by_due(items, utcnow())[:30],
                            names=category_names(), options=category_options(),
                            urgencies=_urgencies())
 
