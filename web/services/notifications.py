@@ -97,11 +97,12 @@ def notify(session: Session, *, user_ids: Iterable[int | None], kind: str, param
     if kind not in KINDS:
         raise KeyError(f"unknown notification kind {kind!r}")
     text = json.dumps(params, ensure_ascii=False, default=str)
+    wanted = {u for u in user_ids if u is not None}
+    if dedupe_key is not None and wanted:  # who already has it: one query, not one per reader
+        wanted -= set(session.scalars(select(Notification.user_id).where(
+            Notification.user_id.in_(sorted(wanted)), Notification.dedupe_key == dedupe_key)))
     made = []
-    for user_id in sorted({u for u in user_ids if u is not None}):
-        if dedupe_key is not None and session.scalar(select(Notification.id).where(
-                Notification.user_id == user_id, Notification.dedupe_key == dedupe_key)):
-            continue
+    for user_id in sorted(wanted):
         note = Notification(user_id=user_id, kind=kind, params=text, link=link,
                             demand_id=demand_id, needs_action=needs_action,
                             dedupe_key=dedupe_key, created_at=now)
