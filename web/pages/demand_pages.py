@@ -18,7 +18,7 @@ from web.errors import LinliError
 from web.i18n import TIMEZONE
 from web.models import Grid, User
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.secretary import ESCALATION_NAMES, SLA_NAMES, rag_of
+from web.pages.secretary import ESCALATION_NAMES, rag_of
 from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
 from web.pages.views import (
     STATUS_NAMES,
@@ -94,7 +94,7 @@ def demand_list(actor: Actor):
     page = demands.list_demands(db(), actor=actor, filters=filters, page=la.page,
                                 per_page=la.per_page)
     return render_template("pages/secretary_demands.html", page=page, la=la, rag=rag_of,
-                           due=service_levels.next_due, sla_names=SLA_NAMES,
+                           due=service_levels.next_due,
                            escalation_names=ESCALATION_NAMES,
                            categories=list(names.items()), category_names=names, **_choices())
 
@@ -221,7 +221,7 @@ def demand_page(actor: Actor, demand_id: int):
 def _sla(demand) -> dict:
     """What the item's page shows of its service level: the light, the due times, the level."""
     return {"light": service_levels.sla_state(demand, utcnow()),
-            "names": SLA_NAMES, "level": ESCALATION_NAMES.get(demand.escalation_level, "")}
+            "level": ESCALATION_NAMES.get(demand.escalation_level, "")}
 
 
 ENTITY = {"demand_items": ("demand", _l("Item")), "assignments": ("assignment", _l("Share")),
@@ -257,28 +257,30 @@ def _back(demand_id: int):
     return redirect(url_for("pages.demand_page", demand_id=demand_id))
 
 
-@bp.post("/demands/<int:demand_id>/publish")
-@signed_in
-def demand_publish(actor: Actor, demand_id: int):
+def _act(demand_id: int, done: str, call) -> object:
+    """Run one action on the item, say how it went (done, or the error in words), and go back
+    to the item's page."""
     try:
-        demands.publish_demand(db(), actor=actor, demand_id=demand_id)
-        flash(_("Item published."), "success")
+        call()
+        flash(done, "success")
     except LinliError as exc:
         flash(error_text(exc), "danger")
     return _back(demand_id)
+
+
+@bp.post("/demands/<int:demand_id>/publish")
+@signed_in
+def demand_publish(actor: Actor, demand_id: int):
+    return _act(demand_id, _("Item published."), lambda: demands.publish_demand(
+        db(), actor=actor, demand_id=demand_id))
 
 
 @bp.post("/demands/<int:demand_id>/cancel")
 @signed_in
 @confirm(_l("Cancel this item? Its open claims and dispatches are cancelled with it."))
 def demand_cancel(actor: Actor, demand_id: int):
-    try:
-        demands.cancel_demand(db(), actor=actor, demand_id=demand_id,
-                              reason=request.form.get("reason"))
-        flash(_("Item cancelled."), "success")
-    except LinliError as exc:
-        flash(error_text(exc), "danger")
-    return _back(demand_id)
+    return _act(demand_id, _("Item cancelled."), lambda: demands.cancel_demand(
+        db(), actor=actor, demand_id=demand_id, reason=request.form.get("reason")))
 
 
 @bp.post("/demands/<int:demand_id>/pause")
@@ -286,13 +288,8 @@ def demand_cancel(actor: Actor, demand_id: int):
 @confirm(_l("Pause this item's clocks? It does not run late or escalate while paused."))
 def demand_pause(actor: Actor, demand_id: int):
     """Pause the item's service-level clocks, with a reason (waiting on the resident, say)."""
-    try:
-        service_levels.pause_demand(db(), actor=actor, demand_id=demand_id,
-                                    reason=request.form.get("reason"))
-        flash(_("The item's clocks are paused."), "success")
-    except LinliError as exc:
-        flash(error_text(exc), "danger")
-    return _back(demand_id)
+    return _act(demand_id, _("The item's clocks are paused."), lambda: service_levels.pause_demand(
+        db(), actor=actor, demand_id=demand_id, reason=request.form.get("reason")))
 
 
 @bp.post("/demands/<int:demand_id>/resume")
@@ -300,13 +297,8 @@ def demand_pause(actor: Actor, demand_id: int):
 @confirm(_l("Restart this item's clocks? Its due times move on by the time it was paused."))
 def demand_resume(actor: Actor, demand_id: int):
     """Restart a paused item's clocks; its due times move on by the paused time."""
-    try:
-        service_levels.resume_demand(db(), actor=actor, demand_id=demand_id,
-                                     reason=request.form.get("reason"))
-        flash(_("The item's clocks run again."), "success")
-    except LinliError as exc:
-        flash(error_text(exc), "danger")
-    return _back(demand_id)
+    return _act(demand_id, _("The item's clocks run again."), lambda: service_levels.resume_demand(
+        db(), actor=actor, demand_id=demand_id, reason=request.form.get("reason")))
 
 
 @bp.post("/demands/<int:demand_id>/dispatch")
