@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from web.domain.actor import Actor
 from web.errors import AuthenticationError, LinliError, PermissionDeniedError
-from web.services.auth import load_actor, user_for_token
+from web.services.auth import actor_for_token, load_actor
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 CSRF_HEADER = "X-CSRF-Token"
@@ -40,8 +40,7 @@ def current_actor() -> Actor:
         return g.actor
     token = bearer_token()
     if token:
-        user = user_for_token(db(), token)
-        g.actor = load_actor(db(), user.id)
+        g.actor = actor_for_token(db(), token)
         return g.actor
     user_id = session.get("user_id")
     if user_id is None:

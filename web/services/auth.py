@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor, Grant
 from web.errors import AuthenticationError
-from web.models import ApiToken, User
+from web.models import ApiToken, RoleGrant, User
 from web.models.people import Role
 from web.services.base import utcnow, write
 
@@ -67,21 +67,6 @@ def issue_token(
     return token, row
 
 
-def user_for_token(session: Session, token: str, *, now: datetime | None = None) -> User:
-    """The user a live bearer token belongs to, or AuthenticationError."""
-    now = now or utcnow()
-    found = session.execute(  # the token, its user and the user's grants in one round trip
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _digest(token))
-        .options(selectinload(User.grants))).first()
-    row, user = found if found else (None, None)
-    if row is None or row.revoked_at is not None or row.expires_at <= now:
-        raise AuthenticationError("invalid or expired token")
-    if user is None or not user.is_active:
-        raise AuthenticationError("invalid or expired token")
-    return user
-
-
 @write
 def revoke_token(session: Session, token: str, *, now: datetime | None = None) -> None:
     """Revoke a bearer token (logout for API clients)."""
@@ -107,9 +92,39 @@ def actor_for(user: User) -> Actor:
     )
 
 
+def _actor_rows(stmt):
+    """The columns an Actor is built from: the user and each grant (outer-joined, in id order),
+    so one query reads both."""
+    return (stmt.add_columns(User.id.label("actor_user_id"), User.is_active, RoleGrant.role,
+                             RoleGrant.subdistrict_id, RoleGrant.community_id,
+                             RoleGrant.grid_id, RoleGrant.unit_id)
+            .outerjoin(RoleGrant, RoleGrant.user_id == User.id).order_by(RoleGrant.id))
+
+
+def _actor_of(rows) -> Actor:
+    return Actor(user_id=rows[0].actor_user_id, grants=tuple(
+        Grant(role=Role(r.role), subdistrict_id=r.subdistrict_id, community_id=r.community_id,
+              grid_id=r.grid_id, unit_id=r.unit_id) for r in rows if r.role is not None))
+
+
+def actor_for_token(session: Session, token: str, *, now: datetime | None = None) -> Actor:
+    """The Actor a live bearer token belongs to — token, user and grants read in one query, on
+    every API request — or AuthenticationError."""
+    now = now or utcnow()
+    rows = session.execute(_actor_rows(
+        select(ApiToken.revoked_at, ApiToken.expires_at).join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _digest(token)))).all()
+    if not rows or rows[0].revoked_at is not None or rows[0].expires_at <= now \
+            or not rows[0].is_active:
+        raise AuthenticationError("invalid or expired token")
+    return _actor_of(rows)
+
+
 def load_actor(session: Session, user_id: int) -> Actor:
-    """The Actor for a user id, or AuthenticationError when the user is gone or inactive."""
-    user = session.get(User, user_id)
-    if user is None or not user.is_active:
+    """The Actor for a user id (user and grants in one query), or AuthenticationError when the
+    user is gone or inactive."""
+    rows = session.execute(_actor_rows(select().select_from(User))
+                           .where(User.id == user_id)).all()
+    if not rows or not rows[0].is_active:
         raise AuthenticationError("your account is not active")
-    return actor_for(user)
+    return _actor_of(rows)

@@ -56,7 +56,6 @@ from web.services.journal import (
     TransferKind,
     account,
     find_wallet,
-    lock_wallets,
     post,
 )
 from web.services.lovebank import may_manage, may_oversee, residents_of, spend_legs
@@ -227,21 +226,26 @@ def _take_items(session: Session, community_id: int, user_id: int, basket: dict[
     return taken
 
 
-def _take_stock(session: Session, item: MarketItem, quantity: int, *, actor: Actor,
+def _take_stock(session: Session, taken: list[tuple[MarketItem, int]], *, actor: Actor,
                 now: datetime, order_id: int) -> None:
-    """Take stock by a conditional UPDATE, late in the transaction, so the item's row is locked
-    only from here to the commit; none left (another basket was faster) is a clean 409."""
-    if item.stock is None:
-        return
-    moved = session.execute(MarketItem.__table__.update()
-                            .where(MarketItem.id == item.id, MarketItem.stock >= quantity)
-                            .values(stock=MarketItem.stock - quantity)).rowcount
-    if moved != 1:
-        raise OutOfStockError(f"{item.name}: not {quantity} left any more", item_id=item.id)
-    session.add(StockMovement(item_id=item.id, community_id=item.community_id, delta=-quantity,
-                              kind="redemption", created_by=actor.user_id, created_at=now,
-                              order_id=order_id))
-    session.expire(item, ["stock"])
+    """Take stock by conditional UPDATEs in item id order, late in the transaction, so the items'
+    rows are locked only from here to the commit; none left (another basket was faster) is a
+    clean 409. The movements go in as one statement."""
+    movements = []
+    for item, quantity in taken:
+        if item.stock is None:
+            continue
+        moved = session.execute(MarketItem.__table__.update()
+                                .where(MarketItem.id == item.id, MarketItem.stock >= quantity)
+                                .values(stock=MarketItem.stock - quantity)).rowcount
+        if moved != 1:
+            raise OutOfStockError(f"{item.name}: not {quantity} left any more", item_id=item.id)
+        session.expire(item, ["stock"])
+        movements.append({"item_id": item.id, "community_id": item.community_id,
+                          "delta": -quantity, "kind": "redemption", "created_by": actor.user_id,
+                          "created_at": now, "order_id": order_id})
+    if movements:
+        session.execute(StockMovement.__table__.insert(), movements)
 
 
 def _new_code() -> str:
@@ -286,10 +290,9 @@ def place_order(session: Session, *, actor: Actor, community_id: int, lines: lis
 
 def _reserve(session: Session, community: Community, user_id: int, basket: dict[int, int], *,
              actor: Actor, now: datetime) -> MarketOrder:
-    wallet = find_wallet(session, community.id, user_id)
+    wallet = find_wallet(session, community.id, user_id, locked=True)
     if wallet is None:
         raise InsufficientPointsError("the wallet is empty", available=0)
-    lock_wallets(session, [wallet])
     items = _take_items(session, community.id, user_id, basket, now)
     total = sum(item.points_price * quantity for item, quantity in items)
     legs = spend_legs(session, wallet, total, local_date(now))
@@ -307,8 +310,7 @@ def _reserve(session: Session, community: Community, user_id: int, basket: dict[
                                    value_fen_each=i.value_fen) for i, q in items]
     session.add(order)
     session.flush()
-    for item, quantity in items:  # in id order, as every basket takes them
-        _take_stock(session, item, quantity, actor=actor, now=now, order_id=order.id)
+    _take_stock(session, items, actor=actor, now=now, order_id=order.id)  # in item id order
     audit.record(session, entity_type="market_orders", entity_id=order.id, action="reserved",
                  actor=actor, now=now, to_status=order.status,
                  data={"total_points": total, "transfer_id": transfer.id})
@@ -367,8 +369,7 @@ def _refund(session: Session, order: MarketOrder, target: OrderStatus, *, actor:
     """Reverse the redemption (each point back to its lot) and return the stock."""
     from web.services.lovebank import get_transfer
 
-    wallet = find_wallet(session, order.community_id, order.user_id)
-    lock_wallets(session, [wallet])
+    find_wallet(session, order.community_id, order.user_id, locked=True)  # the wallet's lock first
     order = lock(session, MarketOrder, order.id)
     audit.transition(session, order, target, actor=actor, now=now, reason=reason)
     original = get_transfer(session, order.transfer_id)
@@ -558,6 +559,8 @@ def count_stock(session: Session, *, actor: Actor, community_id: int, lines: lis
 
 def list_stock_movements(session: Session, *, actor: Actor, community_id: int, filters: dict,
                          page: int = 1, per_page: int = 20) -> Page:
+    """The community's stock movements, newest first: by goods, kind, donor unit, and `q` in
+    the goods' name, the reason or the donor's name (community staff only)."""
     get_or_404(session, Community, community_id)
     require(may_run_counter(actor, community_id) or may_oversee(session, actor, community_id),
             "only the community's staff")
