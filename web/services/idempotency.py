@@ -1,8 +1,10 @@
 """Idempotency keys: a retried point-moving request returns its first result and moves nothing.
 
 A service function calls `begin` first thing in its transaction and `finish` with what it made.
-The key's row is inserted before any work, so on PostgreSQL a concurrent duplicate waits on the
-key's unique index and then fails; `idempotent` turns that failure into the first result.
+The key's row is inserted before any work (`INSERT … ON CONFLICT DO NOTHING`), so on PostgreSQL
+a concurrent duplicate waits on the key's unique index until the first request commits, then
+finds its row and returns its result. These are plain statements, not ORM flushes: every
+point-moving request runs them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from scoring.ledger import request_fingerprint
@@ -19,7 +23,7 @@ from web.models import IdempotencyKey
 from web.services.base import invalid
 
 MAX_KEY = 200
-PENDING_KEY = "linli_idempotency:"  # session.info: the key row this transaction reserved
+KEYS = IdempotencyKey.__table__
 
 
 def _fingerprint(operation: str, actor: Actor, payload: dict) -> str:
@@ -32,18 +36,22 @@ def begin(session: Session, key: str | None, operation: str, payload: dict, *, a
     if not key or not key.strip() or len(key) > MAX_KEY:
         raise invalid("idempotency_key", f"send an Idempotency-Key of 1–{MAX_KEY} characters")
     fingerprint = _fingerprint(operation, actor, payload)
-    row = session.get(IdempotencyKey, key)
-    if row is not None:
-        return _replay(row, operation, fingerprint)
-    row = IdempotencyKey(key=key, operation=operation, fingerprint=fingerprint,
-                         result_type=result_type, user_id=actor.user_id, created_at=now)
-    session.add(row)
-    session.flush()
-    session.info[f"{PENDING_KEY}{key}"] = row
-    return None
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    reserved = session.execute(
+        dialect.insert(KEYS).values(key=key, operation=operation, fingerprint=fingerprint,
+                                    result_type=result_type, user_id=actor.user_id,
+                                    created_at=now)
+        .on_conflict_do_nothing(index_elements=[KEYS.c.key]).returning(KEYS.c.key)).first()
+    if reserved is not None:
+        return None
+    row = session.execute(select(KEYS.c.operation, KEYS.c.fingerprint, KEYS.c.result_id)
+                          .where(KEYS.c.key == key)).first()
+    if row is None or row.result_id is None:  # its first request is still running (SQLite)
+        raise ConflictError("this idempotency key's first request has not finished")
+    return _replay(row, operation, fingerprint)
 
 
-def _replay(row: IdempotencyKey, operation: str, fingerprint: str) -> int:
+def _replay(row, operation: str, fingerprint: str) -> int:
     if row.operation != operation or row.fingerprint != fingerprint:
         raise IdempotencyKeyReusedError("this idempotency key was used for a different request")
     return row.result_id
@@ -51,8 +59,7 @@ def _replay(row: IdempotencyKey, operation: str, fingerprint: str) -> int:
 
 def finish(session: Session, key: str, result_id: int) -> None:
     """Record what the request produced under its key."""
-    row = session.info.pop(f"{PENDING_KEY}{key}", None) or session.get(IdempotencyKey, key)
-    row.result_id = result_id
+    session.execute(update(KEYS).where(KEYS.c.key == key).values(result_id=result_id))
 
 
 def idempotent(operation: str):
