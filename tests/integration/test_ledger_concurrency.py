@@ -365,7 +365,10 @@ def test_sixteen_awards_at_once_give_exactly_the_daily_cap(bank):
 @pytest.fixture
 def without_wallet_locks(monkeypatch):
     """Take the guard away: wallets are read without SELECT … FOR UPDATE."""
-    monkeypatch.setattr(market, "lock_wallets", lambda session, wallets: None)
+    unlocked = find_wallet
+    monkeypatch.setattr(market, "find_wallet",
+                        lambda session, community_id, user_id, locked=False:
+                        unlocked(session, community_id, user_id))
     monkeypatch.setattr(lovebank, "lock_wallets", lambda session, wallets: None)
 
 

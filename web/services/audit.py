@@ -27,22 +27,14 @@ def record(
     to_status: str | None = None,
     reason: str | None = None,
     data: dict | None = None,
-) -> AuditEvent:
-    """Append one audit event."""
-    event = AuditEvent(
-        entity_type=entity_type,
-        entity_id=entity_id,
-        demand_id=demand_id,
-        action=action,
-        from_status=from_status,
-        to_status=to_status,
-        actor_id=actor.user_id,
-        reason=reason,
+) -> None:
+    """Append one audit event (a plain INSERT: every state change writes one, so it stays off
+    the ORM's unit of work)."""
+    session.execute(AuditEvent.__table__.insert().values(
+        entity_type=entity_type, entity_id=entity_id, demand_id=demand_id, action=action,
+        from_status=from_status, to_status=to_status, actor_id=actor.user_id, reason=reason,
         data=json.dumps(data, ensure_ascii=False, default=str) if data else None,
-        created_at=now,
-    )
-    session.add(event)
-    return event
+        created_at=now))
 
 
 def transition(

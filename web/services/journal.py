@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,9 +88,15 @@ def account(session: Session, kind: AccountKind, community_id: int, user_id: int
     return new
 
 
-def find_wallet(session: Session, community_id: int, user_id: int) -> LedgerAccount | None:
+def find_wallet(session: Session, community_id: int, user_id: int, *,
+                locked: bool = False) -> LedgerAccount | None:
+    """A resident's wallet, or None; `locked` reads it under its row lock in the same query (for
+    one wallet — several are locked in id order by `lock_wallets`)."""
     key = account_key(AccountKind.WALLET, community_id, user_id)
-    return session.scalar(select(LedgerAccount).where(LedgerAccount.key == key))
+    stmt = select(LedgerAccount).where(LedgerAccount.key == key)
+    if locked:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(stmt)
 
 
 def lock_wallets(session: Session, wallets: list[LedgerAccount]) -> None:
@@ -101,9 +107,10 @@ def lock_wallets(session: Session, wallets: list[LedgerAccount]) -> None:
 
 def open_lots(session: Session, wallet: LedgerAccount) -> list[Lot]:
     """The wallet's lots that still hold points (read under the wallet's lock)."""
-    rows = session.scalars(select(PointLot).where(PointLot.account_id == wallet.id,
-                                                  PointLot.remaining > 0))
-    return [Lot(r.id, r.remaining, r.earned_on, r.expires_on) for r in rows]
+    rows = session.execute(select(PointLot.id, PointLot.remaining, PointLot.earned_on,
+                                  PointLot.expires_on)
+                           .where(PointLot.account_id == wallet.id, PointLot.remaining > 0))
+    return [Lot(*row) for row in rows]
 
 
 def new_lot(session: Session, wallet: LedgerAccount, amount: int, *, origin: str,
@@ -130,18 +137,23 @@ class Posting:
     detail: dict | None = None
 
 
-def _head(session: Session, community_id: int) -> LedgerHead:
-    stmt = (select(LedgerHead).where(LedgerHead.community_id == community_id).with_for_update()
-            .execution_options(populate_existing=True))
-    head = session.scalar(stmt)
+HEADS = LedgerHead.__table__
+
+
+def _head(session: Session, community_id: int) -> tuple[int, str]:
+    """The community's chain head (seq, hash), read under its row lock, created on first use."""
+    stmt = select(HEADS.c.seq, HEADS.c.hash).where(HEADS.c.community_id == community_id) \
+        .with_for_update()
+    head = session.execute(stmt).first()
     if head is None:
         try:
             with session.begin_nested():
-                session.add(LedgerHead(community_id=community_id, seq=0, hash=GENESIS))
+                session.execute(HEADS.insert().values(community_id=community_id, seq=0,
+                                                      hash=GENESIS))
         except IntegrityError:
             pass
-        head = session.scalar(stmt)
-    return head
+        head = session.execute(stmt).first()
+    return head.seq, head.hash
 
 
 def link_payload(transfer: LedgerTransfer, seq: int,
@@ -190,7 +202,7 @@ def post(session: Session, community_id: int, legs: list[Leg], posting: Posting,
         created_at=now.astimezone(UTC))
     session.add(transfer)
     session.flush()
-    session.execute(insert(LedgerEntry), [
+    session.execute(LedgerEntry.__table__.insert(), [  # one statement for every leg
         {"transfer_id": transfer.id, "account_id": leg.account, "lot_id": leg.lot,
          "amount": leg.amount, "created_at": now} for leg in legs])
     pending = session.info.setdefault(PENDING, {"transfers": [], "shared": {}})
@@ -236,18 +248,20 @@ def seal(session: Session) -> None:
     by_community: dict[int, list] = {}
     for transfer, legs in pending["transfers"]:
         by_community.setdefault(transfer.community_id, []).append((transfer, legs))
-    links: list[dict] = []
     for community_id in sorted(by_community):
-        head = _head(session, community_id)
+        seq, digest = _head(session, community_id)
+        links: list[dict] = []
         for transfer, legs in by_community[community_id]:
-            seq = head.seq + 1
-            digest = chain_hash(head.hash, link_payload(transfer, seq, legs))
+            prev, seq = digest, seq + 1
+            digest = chain_hash(prev, link_payload(transfer, seq, legs))
             links.append({"community_id": community_id, "seq": seq, "transfer_id": transfer.id,
-                          "prev_hash": head.hash, "hash": digest})
-            head.seq, head.hash = seq, digest
-        session.execute(insert(LedgerLink), links)
-        links.clear()
-    session.flush()
+                          "prev_hash": prev, "hash": digest})
+        session.execute(HEADS.update().where(HEADS.c.community_id == community_id)
+                        .values(seq=seq, hash=digest))
+        session.execute(LedgerLink.__table__.insert(), links)
+        loaded = session.identity_map.get(session.identity_key(LedgerHead, community_id))
+        if loaded is not None:  # read earlier in this session (the books' check): now stale
+            session.expire(loaded)
 
 
 @event.listens_for(Session, "after_soft_rollback")
