@@ -240,7 +240,7 @@ class Demands(MethodView):
         filters, page, per_page = split_args(args)
         sort = filters.pop("sort")
         result = service.list_demands(db(), actor=actor, filters=filters, page=page,
-                                      per_page=per_page, sort=sort)
+                                      per_page=per_page, sort=sort, with_names=False)
         return {**page_out(result), "items": present_all(result.items, actor)}
 
     @blp.arguments(DemandIn)

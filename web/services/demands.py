@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, select, update
+from sqlalchemy.orm import Session, selectinload
 
 from web.domain.actor import Actor
 from web.domain.states import (
@@ -17,6 +17,7 @@ from web.domain.states import (
 )
 from web.errors import ConflictError, NotFoundError
 from web.models import Assignment, Building, Community, DemandItem, Grid, Unit
+from web.models.lists import URGENCY_RANK
 from web.models.types import tag_pattern
 from web.services import audit, service_levels
 from web.services.base import (
@@ -43,7 +44,6 @@ EDITABLE = {
     "beneficiary_vulnerable",
 }
 HIDDEN_FROM_UNITS = (DemandStatus.DRAFT, DemandStatus.CANCELLED)
-URGENCY_RANK = case({u: i for i, u in enumerate(URGENCIES)}, value=DemandItem.urgency, else_=0)
 
 
 # ---- visibility -------------------------------------------------------------------------------
@@ -86,11 +86,19 @@ def contact_visible_ids(session: Session, actor: Actor, demands: list[DemandItem
 
 def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                  per_page: int = 20, sort: str = "-created_at",
-                 now: datetime | None = None) -> Page:
+                 now: datetime | None = None, with_names: bool = True) -> Page:
     """Visible demands, filtered by status, category, community, grid, unit, skill, text, dates,
-    service-level state at `now` (`sla_state`: red, amber) and escalation level (at least)."""
-    stmt = _visible(session, actor)
+    service-level state at `now` (`sla_state`: red, amber) and escalation level (at least).
+
+    `with_names` loads each row's community and category with the page (two queries in all),
+    for pages that show their names; the API, which shows ids, leaves it off."""
     f = filters
+    if f.get("community_id") and actor.is_secretary_of(f["community_id"]):
+        # The secretary reads all of her community's list: the community filter below says it
+        # alone, and the index on it answers (visibility's OR over other columns would not).
+        stmt = select(DemandItem)
+    else:
+        stmt = _visible(session, actor)
     for key in ("category_id", "community_id", "grid_id", "urgency", "source"):
         if f.get(key):
             stmt = stmt.where(getattr(DemandItem, key) == f[key])
@@ -114,6 +122,8 @@ def list_demands(session: Session, *, actor: Actor, filters: dict, page: int = 1
             stmt = stmt.where(DemandItem.id.not_in(select(Assignment.active_demand_id).where(
                 Assignment.unit_id.in_(actor.admin_units),
                 Assignment.active_demand_id.is_not(None))))
+    if with_names:
+        stmt = stmt.options(selectinload(DemandItem.community), selectinload(DemandItem.category))
     return paginate(session, _sorted(stmt, sort), page, per_page)
 
 
