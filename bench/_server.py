@@ -13,6 +13,7 @@ import cProfile
 import json
 import logging
 import os
+import random
 import re
 import signal
 import socket
@@ -394,3 +395,34 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- open-loop arrivals (with --rate) ---------------------------------------------------------
+
+class Pacer:
+    """Open-loop load: the send times of a Poisson process at `rate` requests a second, handed
+    to the client threads in order. A client sends at its time, or at once when it is late
+    (every client busy), and the request's latency counts from the time it was due, so a slow
+    server is not hidden by clients that wait for it (no coordinated omission). Closed-loop
+    clients, by contrast, measure the latency of a saturated server: by Little's law it is
+    then the number of clients over the throughput, whatever the server does."""
+
+    def __init__(self, rate: float, start: float, until: float, seed: int = 0):
+        self.rate, self.until = rate, until
+        self.rng, self.lock = random.Random(seed), threading.Lock()
+        self.next = start
+
+    def take(self) -> float | None:
+        """The next send time, or None when the run is over."""
+        with self.lock:
+            due = self.next
+            if due >= self.until:
+                return None
+            self.next += self.rng.expovariate(self.rate)
+            return due
+
+    @staticmethod
+    def wait_until(due: float) -> None:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)

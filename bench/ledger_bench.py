@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._server import (  # noqa: E402
+    Pacer,
     backends_of,
     cpu_seconds,
     fast_password_hashes,
@@ -168,8 +169,16 @@ class Client:
         elapsed = time.perf_counter() - t0
         return response.status, json.loads(payload or b"{}"), elapsed
 
-    def run(self, start: float, measure_from: float, until: float) -> None:
-        while time.perf_counter() < until:
+    def run(self, start: float, measure_from: float, until: float,
+            pacer: Pacer | None = None) -> None:
+        """Closed loop (send, wait for the answer, send again) or, with a pacer, each request
+        at its due time, its latency counted from then."""
+        while True:
+            due = pacer.take() if pacer else time.perf_counter()
+            if due is None or due >= until:
+                return
+            if pacer:
+                pacer.wait_until(due)
             community = self.rng.choice(self.communities)
             roll = self.rng.random()
             if roll < self.args.credit_share / 2:
@@ -180,11 +189,12 @@ class Client:
                 kind, request = "redemption", self.redemption(community)
             key = f"{kind}-{uuid.uuid4().hex}"
             status, body, elapsed = self.post(*request, key)
-            counted = time.perf_counter() >= measure_from
+            latency = time.perf_counter() - due if pacer else elapsed
+            counted = due >= measure_from
             with self.tally.lock:
                 self.tally.statuses[kind][status] += 1
                 if counted:
-                    self.tally.latencies[kind].append(elapsed)
+                    self.tally.latencies[kind].append(latency)
                     self.tally.succeeded_in_window[kind] += status == 201
                 if status == 201:
                     self.record(kind, community, body, request[2])
@@ -235,17 +245,21 @@ class Client:
 
 
 def fire(base: str, communities: list[Community], args) -> tuple[Tally, float]:
-    """Run the clients for the warm-up plus the measured seconds; the measured window's length."""
+    """Run the clients for the warm-up plus the measured seconds; the measured window's length.
+    With `--rate`, requests arrive at that rate (open loop) and the clients are a pool that
+    sends them."""
     tally = Tally()
     clients = [Client(base, communities, tally, args, seed=n) for n in range(args.clients)]
     start = time.perf_counter()
     measure_from, until = start + args.warmup, start + args.warmup + args.seconds
-    threads = [threading.Thread(target=c.run, args=(start, measure_from, until)) for c in clients]
+    pacer = Pacer(args.rate, start, until, seed=1) if args.rate else None
+    threads = [threading.Thread(target=c.run, args=(start, measure_from, until, pacer))
+               for c in clients]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return tally, time.perf_counter() - measure_from
+    return tally, time.perf_counter() - measure_from  # to the last answer: never flattering
 
 
 # ---- the books afterwards ----------------------------------------------------------------------
@@ -331,6 +345,8 @@ def main() -> None:
                         "share of the clients; requests beyond it wait for one)")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--rate", type=float, help="open loop: requests a second in all "
+                        "(Poisson arrivals); latency counts from each request's due time")
     parser.add_argument("--credit-share", type=float, default=0.2)
     parser.add_argument("--replay-share", type=float, default=0.02)
     parser.add_argument("--pgbench-seconds", type=int, default=10, help="0 to skip pgbench")
@@ -376,7 +392,9 @@ def main() -> None:
                    if args.server == "gunicorn" else
                    f"werkzeug threaded, {args.workers} pre-forked processes (SO_REUSEPORT)")
                   + ("" if url.startswith("sqlite") else f", pool of up to {pool} each"),
-        "cores": os.cpu_count(), "clients": args.clients, "communities": args.communities,
+        "cores": os.cpu_count(), "clients": args.clients,
+        "arrivals": f"open loop, {args.rate}/s offered" if args.rate else "closed loop",
+        "communities": args.communities,
         "residents": args.residents, "items_per_community": args.items,
         "seconds": round(window, 1), "seed_s": round(seeded, 1),
         "credit_share": args.credit_share,

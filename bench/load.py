@@ -51,6 +51,7 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 from bench._server import (  # noqa: E402
     BENCH_ENV,
     ROOT,
+    Pacer,
     _wait_healthy,
     fast_password_hashes,
     free_port,
@@ -193,8 +194,11 @@ def _bulk_items(session, built: list[Place], items: int, open_share: float) -> N
                                                 .where(DemandItem.community_id == place.id,
                                                        DemandItem.status == "open")))
         rng.shuffle(place.open_items)
-    session.execute(text("ANALYZE"))
     session.commit()
+    # As autovacuum would soon after a load this size: statistics for the planner, and the
+    # visibility map that lets counts read the indexes alone.
+    with session.get_bind().connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
 
 
 def page_cookie(user_id: int) -> str:
@@ -288,11 +292,20 @@ class Client:
                     raise
         return response.status, payload, time.perf_counter() - t0
 
-    def run(self, measure_from: float, until: float) -> None:
-        while time.perf_counter() < until:
+    def run(self, measure_from: float, until: float, pacer: Pacer | None = None) -> None:
+        """Closed loop, or with a pacer each request at its due time (Pacer), its latency
+        counted from then."""
+        while True:
+            due = pacer.take() if pacer else time.perf_counter()
+            if due is None or due >= until:
+                return
+            if pacer:
+                pacer.wait_until(due)
             kind = self.rng.choices(self.kinds, self.weights)[0]
             kind, (status, payload, elapsed), after = getattr(self, kind)()
-            counted = time.perf_counter() >= measure_from
+            if pacer:
+                elapsed = time.perf_counter() - due
+            counted = due >= measure_from
             with self.shared.lock:
                 self.shared.statuses[kind][status] += 1
                 if status >= 400:
@@ -426,6 +439,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rate", type=float, help="open loop: requests a second (Poisson "
+                        "arrivals) sent by a pool of --clients threads; latency counts from "
+                        "each request's due time")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--items", type=int, default=100_000)
@@ -451,7 +467,8 @@ def main() -> None:
             clients = [Client(base, shared, seed, cookies) for seed in range(args.clients)]
             start = time.perf_counter()
             measure_from, until = start + args.warmup, start + args.warmup + args.seconds
-            threads = [threading.Thread(target=c.run, args=(measure_from, until))
+            pacer = Pacer(args.rate, start, until, seed=1) if args.rate else None
+            threads = [threading.Thread(target=c.run, args=(measure_from, until, pacer))
                        for c in clients]
             for t in threads:
                 t.start()
@@ -501,7 +518,9 @@ def summary(args, shared: Shared, checked: dict, seeded: float) -> dict:
            and (total["p99_ms"] or 0) <= TARGETS["p99_ms"] and total["errors"] == 0
            and bad == 0)
     return {"bench": "load", "database": "postgresql", "items": args.items,
-            "seconds": args.seconds, "clients": args.clients, "workers": args.workers,
+            "seconds": args.seconds, "clients": args.clients,
+            "arrivals": f"open loop, {args.rate}/s offered" if args.rate else "closed loop",
+            "workers": args.workers,
             "threads": args.threads, "seed_seconds": round(seeded, 1), "all": total,
             "kinds": kinds, "statuses": {k: dict(v) for k, v in shared.statuses.items()},
             "first_errors": shared.first_error, "invariants": checked, "targets": TARGETS, "targets_met": met,
