@@ -64,6 +64,8 @@ class ActivitySessionArgs(PageArgs):
     status = fields.String()
     starts_from = fields.AwareDateTime()
     starts_to = fields.AwareDateTime()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "words in the title or place"})
 
 
 class SignupOut(Schema):
@@ -84,6 +86,8 @@ class SignupArgs(PageArgs):
     user_id = fields.Integer()
     status = fields.String()
     team_id = fields.Integer()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "the session's title or place, or the person's name"})
 
 
 class SignUpIn(Schema):

@@ -45,6 +45,8 @@ class AssignmentArgs(PageArgs):
     demand_id = fields.Integer()
     unit_id = fields.Integer()
     community_id = fields.Integer()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "the demand's title, the unit's name or the note"})
 
 
 class DispatchAcceptIn(Schema):

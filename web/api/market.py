@@ -148,6 +148,8 @@ class MovementArgs(PageArgs):
     item_id = fields.Integer()
     kind = fields.String()
     unit_id = fields.Integer()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "the goods' name, the reason or the donor"})
 
 
 class CountLineIn(Schema):

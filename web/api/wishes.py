@@ -39,7 +39,10 @@ class WishArgs(PageArgs):
     status = fields.String()
     community_id = fields.Integer()
     grid_id = fields.Integer()
+    category_id = fields.Integer()
     mine = fields.Boolean()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "words in the title or description"})
 
 
 class WishAcceptIn(Schema):

@@ -13,7 +13,12 @@ import web.pages.interchange  # noqa: F401  (importing lists from XLSX and CSV)
 import web.pages.resident  # noqa: F401  (the resident's pages)
 import web.pages.subdistrict  # noqa: F401  (the subdistrict admin's dashboard)
 import web.pages.unit  # noqa: F401  (the co-building unit admin's pages)
-from web.pages import books, demand_pages, secretary  # noqa: F401  (their routes join the blueprint)
+from web.pages import (  # noqa: F401  (their routes join the blueprint)
+    books,
+    demand_pages,
+    secretary,
+    secretary_lists,
+)
 from web.pages.views import bp
 
 __all__ = ["bp"]

@@ -70,7 +70,7 @@ def books(actor: Actor):
     accounts = lovebank.list_accounts(session, actor=actor, community_id=community_id)
     fund = market.fund_summary(session, actor=actor, community_id=community_id)
     goods = market.list_items(session, actor=actor, community_id=community_id, filters={},
-                              per_page=200).items
+                              per_page=GOODS_SHOWN)
     return render_template("pages/secretary_books.html", la=la, journal=journal,
                            lines=_journal_rows(journal.items), accounts=accounts, fund=fund,
                            goods=goods, kinds=list(TRANSFER_KINDS.items()),
@@ -85,6 +85,37 @@ def _journal_rows(transfers) -> list[dict]:
              "asset": _("points") if t.asset == "points" else _("fen"), "amount": amounts.get(t.id, 0),
              "reason": t.reason, "by": people.get(t.created_by, _("the system"))}
             for t in transfers]
+
+
+GOODS_SHOWN = 20  # goods on the books page; the goods list has them all
+GOODS_KINDS = {"goods": _l("goods"), "service": _l("service")}
+GOODS_COLUMNS = [("id", _l("No.")), ("name", _l("Item")), ("category", _l("Category")),
+                 ("kind", _l("Kind")), ("points", _l("Points")), ("stock", _l("In stock")),
+                 ("active", _l("On offer"))]
+
+
+@bp.get("/secretary/goods")
+@signed_in
+def community_goods(actor: Actor):
+    """The supermarket's goods and services: by kind, words in the name, page, download."""
+    community_id = _community(actor)
+    la = list_args("kind")
+    if la.filters.get("kind") not in (None, *GOODS_KINDS):
+        la.filters.pop("kind")
+
+    def fetch(page: int, per_page: int):
+        return market.list_items(db(), actor=actor, community_id=community_id,
+                                 filters=la.filters, page=page, per_page=per_page)
+
+    exported = export_or_none(GOODS_COLUMNS, lambda: [{
+        "id": i.id, "name": i.name, "category": i.category,
+        "kind": str(GOODS_KINDS.get(i.kind, i.kind)), "points": i.points_price,
+        "stock": i.stock, "active": _("yes") if i.is_active else _("no")}
+        for i in fetch(1, EXPORT_LIMIT).items], _("supermarket goods"))
+    if exported is not None:
+        return exported
+    return render_template("pages/secretary_goods.html", la=la,
+                           page=fetch(la.page, la.per_page), kinds=list(GOODS_KINDS.items()))
 
 
 ORDER_COLUMNS = [("code", _l("Code")), ("at", _l("Ordered at")), ("status", _l("Status")),

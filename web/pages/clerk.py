@@ -350,12 +350,12 @@ def _past_count(community_id: int, goods: list) -> dict | None:
 @bp.get("/counter/movements")
 @signed_in
 def counter_movements(actor: Actor):
-    """Every movement of the supermarket's stock, newest first, filtered by goods, kind, unit."""
+    """Every movement of the supermarket's stock, newest first: by goods, kind and donor unit,
+    and words in the goods' name, the reason or the donor's name."""
     community = _community(actor)
     la = list_args("item_id", "kind", "unit_id", ints=("item_id", "unit_id"))
     if la.filters.get("kind") not in (None, *MOVEMENT_KINDS):
         la.filters.pop("kind")
-    la.filters.pop("q", None)  # the movements have no text to search; goods are chosen instead
     goods = _goods(actor, community.id)
     names = {item.id: item.name for item in goods}
     unit_names = {u.id: u.name for u in units.list_units(
@@ -381,6 +381,7 @@ def counter_movements(actor: Actor):
         return exported
     page = page_of(la.page, la.per_page)
     return render_template("pages/clerk_movements.html", page=page, la=la,
-                           rows=[row(m) for m in page.items], goods=goods,
+                           rows=[row(m) for m in page.items],
+                           goods=[(item.id, item.name) for item in goods],
                            units=sorted(unit_names.items(), key=lambda u: u[1]),
-                           kinds=MOVEMENT_KINDS)
+                           kinds=list(MOVEMENT_KINDS.items()))

@@ -18,7 +18,7 @@ from web.errors import LinliError
 from web.i18n import TIMEZONE
 from web.models import Grid, User
 from web.pages.export import EXPORT_LIMIT, export_or_none
-from web.pages.secretary import ESCALATION_NAMES, rag_of
+from web.pages.secretary import ESCALATION_NAMES, OPEN_STATES, rag_of
 from web.pages.ui import FormInvalid, confirm, list_args, load_form, menu, service_errors
 from web.pages.views import (
     STATUS_NAMES,
@@ -60,6 +60,13 @@ def _choices() -> dict:
             "urgencies": [(u, STATUS_NAMES["urgency"][u]) for u in URGENCIES]}
 
 
+# The list's extra choices: every unfinished item at once (the work queue's "see all"), the
+# service-level lights, and the order.
+UNFINISHED = {OPEN_STATES: _l("not finished (open to reported)")}
+LIGHTS = {"red": _l("overdue"), "amber": _l("due soon"), "red,amber": _l("overdue or due soon")}
+SORTS = {"-created_at": _l("Newest first"), "next_due": _l("Next due time first")}
+
+
 EXPORT_COLUMNS = [("id", _l("No.")), ("title", _l("Title")), ("category", _l("Category")),
                   ("status", _l("Status")), ("urgency", _l("Urgency")),
                   ("quantity_needed", _l("Quantity needed")),
@@ -72,16 +79,22 @@ EXPORT_COLUMNS = [("id", _l("No.")), ("title", _l("Title")), ("category", _l("Ca
 def demand_list(actor: Actor):
     """The community's demand list: search, filter by status, category and urgency, page."""
     community_id = _secretary_community(actor)
-    la = list_args("status", "category_id", "urgency", "skill", ints=("category_id",))
+    la = list_args("status", "category_id", "urgency", "skill", "sla_state", "sort",
+                   ints=("category_id",))
     filters = {**la.filters, "community_id": community_id}
     if la.filters.get("urgency") not in (None, *URGENCIES):
         filters.pop("urgency")
-    if la.filters.get("status") and la.filters["status"] not in STATUS_NAMES["demand"]:
+    if la.filters.get("status") not in (None, *STATUS_NAMES["demand"], *UNFINISHED):
         filters.pop("status")
+    if la.filters.get("sla_state") not in (None, *LIGHTS):
+        filters.pop("sla_state")
+    sort = filters.pop("sort", None)
+    sort = sort if sort in SORTS else "-created_at"
     names = category_names()
 
     def rows():
-        every = demands.list_demands(db(), actor=actor, filters=filters, per_page=EXPORT_LIMIT)
+        every = demands.list_demands(db(), actor=actor, filters=filters, per_page=EXPORT_LIMIT,
+                                     sort=sort)
         return [{"id": d.id, "title": d.title, "category": names.get(d.category_id),
                  "status": str(STATUS_NAMES["demand"].get(d.status, d.status)),
                  "urgency": str(STATUS_NAMES["urgency"].get(d.urgency, d.urgency)),
@@ -92,11 +105,14 @@ def demand_list(actor: Actor):
     if exported is not None:
         return exported
     page = demands.list_demands(db(), actor=actor, filters=filters, page=la.page,
-                                per_page=la.per_page)
+                                per_page=la.per_page, sort=sort)
+    choices = _choices()
+    choices["statuses"] += list(UNFINISHED.items())
     return render_template("pages/secretary_demands.html", page=page, la=la, rag=rag_of,
                            due=service_levels.next_due,
-                           escalation_names=ESCALATION_NAMES,
-                           categories=list(names.items()), category_names=names, **_choices())
+                           escalation_names=ESCALATION_NAMES, lights=list(LIGHTS.items()),
+                           sorts=list(SORTS.items()), categories=list(names.items()),
+                           category_names=names, **choices)
 
 
 def _form_page(template_args: dict, status: int = 200):

@@ -16,6 +16,7 @@ from web.api.demands import DemandIn, DemandPatch
 from web.domain.actor import Actor
 from web.errors import LinliError, NotFoundError
 from web.models.people import Role
+from web.pages.demand_pages import SORTS
 from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.resident import RATINGS, acting_as, confirm_with_rating, demand_events
 from web.pages.secretary import OPEN_STATES, _rag
@@ -44,14 +45,17 @@ from web.services.demands import URGENCIES
 home("grid_worker", "pages.grid_home")
 menu("grid_worker", "pages.grid_home", _l("My grid"))
 menu("grid_worker", "pages.grid_items", _l("Grid items"))
+menu("grid_worker", "pages.grid_wishes", _l("Grid wishes"))
 menu("grid_worker", "pages.grid_new_demand", _l("Record a need"))
 
 FOLLOWED = f"draft,{OPEN_STATES},verified"  # not finished: what the grid worker follows up
+QUEUE_ROWS = 10  # rows a section of the home shows; each links to its full list
 DATETIMES = ("window_start", "window_end", "deadline")
 FORM_FIELDS = ("title", "description", "category_id", "grid_id", "quantity_needed", "urgency",
                *DATETIMES, "beneficiary_name", "beneficiary_phone", "beneficiary_address",
                "beneficiaries_count", "required_skills")
 RAG_ORDER = {"red": 0, "amber": 1, "green": 2}
+TO_FOLLOW = {FOLLOWED: _l("to follow up (not yet closed)")}  # the home's "see all"
 
 
 def _grid_worker(actor: Actor) -> tuple[Actor, int]:
@@ -82,17 +86,51 @@ def _by_due(items: list, now) -> list[tuple]:
 @bp.get("/grid")
 @signed_in
 def grid_home(actor: Actor):
-    """Wishes waiting for triage and the grid's unfinished items, red/amber/green by deadline."""
+    """Wishes waiting for triage and the grid's unfinished items, red/amber/green by their next
+    due time: the first few of each, how many in all, and links to the full lists."""
     me, _community = _grid_worker(actor)
     session = db()
     waiting = wishes.list_wishes(session, actor=me, filters={"status": "submitted"},
-                                 per_page=50)
+                                 per_page=QUEUE_ROWS)
     items = demands.list_demands(session, actor=me, filters={"status": FOLLOWED},
-                                 per_page=200, sort="next_due").items
-    return render_template("pages/grid_home.html", wishes=waiting.items,
-                           wishes_total=waiting.total, items=_by_due(items, utcnow())[:30],
+                                 per_page=QUEUE_ROWS, sort="next_due")
+    return render_template("pages/grid_home.html", wishes=waiting, items_total=items.total,
+                           items=_by_due(items.items, utcnow()), followed=FOLLOWED,
                            names=category_names(), options=category_options(),
                            urgencies=_urgencies())
+
+
+WISH_COLUMNS = [("id", _l("No.")), ("title", _l("Wish")), ("category", _l("Category")),
+                ("status", _l("Status")), ("created_at", _l("Sent")),
+                ("reason", _l("Reason")), ("demand_id", _l("Item"))]
+
+
+@bp.get("/grid/wishes")
+@signed_in
+def grid_wishes(actor: Actor):
+    """Every micro-wish of my grid: by status and kind, words in the wish; each waiting one
+    accepted or declined from here."""
+    me, _community = _grid_worker(actor)
+    la = list_args("status", "category_id", ints=("category_id",))
+    filters = dict(la.filters)
+    if filters.get("status") not in STATUS_NAMES["wish"]:
+        filters.pop("status", None)
+    names = category_names()
+
+    def fetch(page: int, per_page: int):
+        return wishes.list_wishes(db(), actor=me, filters=filters, page=page,
+                                  per_page=per_page)
+
+    exported = export_or_none(WISH_COLUMNS, lambda: [{
+        "id": w.id, "title": w.title, "category": names.get(w.category_id, ""),
+        "status": str(STATUS_NAMES["wish"].get(w.status, w.status)),
+        "created_at": w.created_at, "reason": w.decision_reason, "demand_id": w.demand_id}
+        for w in fetch(1, EXPORT_LIMIT).items], _("grid-wishes"))
+    if exported is not None:
+        return exported
+    return render_template("pages/grid_wishes.html", la=la, page=fetch(la.page, la.per_page),
+                           names=names, options=category_options(), urgencies=_urgencies(),
+                           statuses=list(STATUS_NAMES["wish"].items()))
 
 
 def _back():
@@ -189,25 +227,29 @@ def _item_row(d, names) -> dict:
 def grid_items(actor: Actor):
     """Every item of my grid: filter by status, kind and urgency, search, page, download."""
     me, _community = _grid_worker(actor)
-    la = list_args("status", "category_id", "urgency", ints=("category_id",))
+    la = list_args("status", "category_id", "urgency", "sort", ints=("category_id",))
     filters = dict(la.filters)
-    if filters.get("status") not in STATUS_NAMES["demand"]:
+    if filters.get("status") not in (*STATUS_NAMES["demand"], *TO_FOLLOW):
         filters.pop("status", None)
     if filters.get("urgency") not in URGENCIES:
         filters.pop("urgency", None)
+    sort = filters.pop("sort", None)
+    sort = sort if sort in SORTS else "-created_at"
     names = category_names()
     exported = export_or_none(_item_columns(), lambda: [
         _item_row(d, names) for d in demands.list_demands(
-            db(), actor=me, filters=filters, per_page=EXPORT_LIMIT).items], _("grid-items"))
+            db(), actor=me, filters=filters, per_page=EXPORT_LIMIT, sort=sort).items],
+        _("grid-items"))
     if exported is not None:
         return exported
     found = demands.list_demands(db(), actor=me, filters=filters, page=la.page,
-                                 per_page=la.per_page)
+                                 per_page=la.per_page, sort=sort)
     now = utcnow()
     return render_template("pages/grid_items.html", la=la, page=found, names=names,
                            rag={d.id: _rag(d, now) for d in found.items},
-                           statuses=list(STATUS_NAMES["demand"].items()),
-                           options=category_options(), urgencies=_urgencies())
+                           statuses=[*STATUS_NAMES["demand"].items(), *TO_FOLLOW.items()],
+                           sorts=list(SORTS.items()), options=category_options(),
+                           urgencies=_urgencies())
 
 
 def _item(me: Actor, demand_id: int):

@@ -49,7 +49,6 @@ SIGNUP_STATUS = {
 }
 WITHDRAWABLE = ("signed_up", "waitlisted")
 RATINGS = {1: _l("very poor"), 2: _l("poor"), 3: _l("fair"), 4: _l("good"), 5: _l("very good")}
-ALL = 1000  # a resident's own wishes and sign-ups fit in one read
 
 
 # ---- shared helpers (the grid worker's pages use them too) -----------------------------------
@@ -63,7 +62,9 @@ def acting_as(actor: Actor, role: Role) -> Actor:
 
 
 def local_page(rows: list, page: int, per_page: int) -> Page:
-    """One page of rows already read and filtered (short lists of one person's own things)."""
+    """One page of rows already read and filtered: only the volunteer record, whose totals by
+    category and year need every record anyway, and whose service reads no category, year or
+    words."""
     last = max(1, (len(rows) + per_page - 1) // per_page)
     page = min(page, last)
     return Page(items=rows[(page - 1) * per_page: page * per_page], total=len(rows), page=page,
@@ -98,10 +99,10 @@ def _resident(actor: Actor) -> tuple[Actor, int]:
 
 # ---- micro-wishes -----------------------------------------------------------------------------
 
-def _my_wishes(me: Actor, la) -> list:
-    rows = wishes.list_wishes(db(), actor=me, filters={
-        "mine": True, "status": la.filters.get("status")}, per_page=ALL).items
-    return [w for w in rows if matches(la.filters.get("q"), w.title, w.description)]
+def _my_wishes(me: Actor, la, page: int, per_page: int) -> Page:
+    return wishes.list_wishes(db(), actor=me, filters={
+        "mine": True, "status": la.filters.get("status"), "q": la.filters.get("q")},
+        page=page, per_page=per_page)
 
 
 @bp.route("/me/wishes", methods=["GET", "POST"])
@@ -125,13 +126,13 @@ def my_wishes(actor: Actor):
             flash(error_text(exc), "danger")
     la = list_args("status")
     names = category_names()
-    rows = _my_wishes(me, la)
-    exported = export_or_none(_wish_columns(), lambda: [_wish_row(w, names) for w in rows],
-                              _("my-wishes"))
+    exported = export_or_none(_wish_columns(), lambda: [
+        _wish_row(w, names) for w in _my_wishes(me, la, 1, EXPORT_LIMIT).items],
+        _("my-wishes"))
     if exported is not None:
         return exported
     return render_template("pages/resident_wishes.html", la=la,
-                           page=local_page(rows, la.page, la.per_page), names=names,
+                           page=_my_wishes(me, la, la.page, la.per_page), names=names,
                            options=category_options(), errors=errors, values=values), status
 
 
@@ -187,9 +188,18 @@ def withdraw_my_wish(actor: Actor, wish_id: int):
 
 # ---- activities ------------------------------------------------------------------------------
 
-def _my_signups(me: Actor) -> list:
-    return activities.list_signups(db(), actor=me, filters={"user_id": me.user_id},
-                                   per_page=ALL).items
+def _my_signups(me: Actor, filters: dict, page: int = 1,
+                per_page: int = EXPORT_LIMIT) -> Page:
+    """My own sign-ups (newest first) matching `filters`."""
+    return activities.list_signups(db(), actor=me, filters={**filters, "user_id": me.user_id},
+                                   page=page, per_page=per_page, newest_first=True)
+
+
+def _sessions_of(me: Actor, signups: list) -> dict:
+    """The sessions of `signups`, by id, in one query."""
+    ids = list({s.session_id for s in signups})
+    return {s.id: s for s in activities.list_sessions(
+        db(), actor=me, filters={"ids": ids}, per_page=max(1, len(ids))).items}
 
 
 def _is_volunteer(me: Actor) -> bool:
@@ -205,26 +215,35 @@ def my_activities(actor: Actor):
     """Coming activity sessions in my community: places left, and sign up in one tap."""
     me, community_id = _resident(actor)
     la = list_args()
-    now = utcnow()
-    coming = activities.list_sessions(db(), actor=me, filters={
-        "community_id": community_id, "status": "scheduled", "starts_from": now},
-        per_page=ALL).items
-    rows = [s for s in coming if matches(la.filters.get("q"), s.title, s.place)]
-    page = local_page(rows, la.page, la.per_page)
-    mine = {s.session_id: s for s in _my_signups(me) if s.status != "withdrawn"}
-    taken = {s.id: activities.holding(db(), s.id) for s in page.items}
+    filters = {"community_id": community_id, "status": "scheduled", "starts_from": utcnow(),
+               "q": la.filters.get("q")}
+
+    def coming(page: int, per_page: int) -> tuple[Page, dict]:
+        """A page of coming sessions and my sign-ups to them (not withdrawn)."""
+        found = activities.list_sessions(db(), actor=me, filters=filters, page=page,
+                                         per_page=per_page)
+        mine = _my_signups(me, {"session_ids": [s.id for s in found.items],
+                                "status": ",".join(s for s in SIGNUP_STATUS
+                                                   if s != "withdrawn")}).items
+        return found, {s.session_id: s for s in mine}
+
+    def rows() -> list[dict]:
+        found, mine = coming(1, EXPORT_LIMIT)
+        return [{"title": s.title, "place": s.place, "starts_at": s.starts_at,
+                 "ends_at": s.ends_at, "headcount": s.headcount,
+                 "mine": str(SIGNUP_STATUS[mine[s.id].status]) if s.id in mine else ""}
+                for s in found.items]
+
     exported = export_or_none(
         [("title", _("Activity")), ("place", _("Place")), ("starts_at", _("Starts")),
          ("ends_at", _("Ends")), ("headcount", _("Places")), ("mine", _("My sign-up"))],
-        lambda: [{"title": s.title, "place": s.place, "starts_at": s.starts_at,
-                  "ends_at": s.ends_at, "headcount": s.headcount,
-                  "mine": str(SIGNUP_STATUS[mine[s.id].status]) if s.id in mine else ""}
-                 for s in rows], _("activities"))
+        rows, _("activities"))
     if exported is not None:
         return exported
+    page, mine = coming(la.page, la.per_page)
     return render_template("pages/resident_activities.html", la=la, page=page, mine=mine,
-                           taken=taken, signup_status=SIGNUP_STATUS,
-                           volunteer=_is_volunteer(me))
+                           taken=activities.places_taken(db(), [s.id for s in page.items]),
+                           signup_status=SIGNUP_STATUS, volunteer=_is_volunteer(me))
 
 
 @bp.post("/me/activities/<int:session_id>/sign-up")
@@ -262,25 +281,27 @@ def my_signups(actor: Actor):
     """My sign-ups, newest first, with a withdraw button while that is still possible."""
     me, _community = _resident(actor)
     la = list_args("status")
-    signups = sorted(_my_signups(me), key=lambda s: s.signed_up_at, reverse=True)
-    sessions = {s.session_id: activities.get_session(db(), actor=me, session_id=s.session_id)
-                for s in signups}
-    rows = [s for s in signups
-            if (not la.filters.get("status") or s.status == la.filters["status"])
-            and matches(la.filters.get("q"), sessions[s.session_id].title,
-                        sessions[s.session_id].place)]
+    filters = {k: v for k, v in la.filters.items() if k in ("q", "status")}
+    if filters.get("status") not in (None, *SIGNUP_STATUS):
+        filters.pop("status")
+
+    def rows() -> list[dict]:
+        found = _my_signups(me, filters).items
+        sessions = _sessions_of(me, found)
+        return [{"title": sessions[s.session_id].title, "place": sessions[s.session_id].place,
+                 "starts_at": sessions[s.session_id].starts_at,
+                 "status": str(SIGNUP_STATUS.get(s.status, s.status)),
+                 "signed_up_at": s.signed_up_at} for s in found]
+
     exported = export_or_none(
         [("title", _("Activity")), ("place", _("Place")), ("starts_at", _("Starts")),
-         ("status", _("Status")), ("signed_up_at", _("Signed up"))],
-        lambda: [{"title": sessions[s.session_id].title, "place": sessions[s.session_id].place,
-                  "starts_at": sessions[s.session_id].starts_at,
-                  "status": str(SIGNUP_STATUS.get(s.status, s.status)),
-                  "signed_up_at": s.signed_up_at} for s in rows], _("my-sign-ups"))
+         ("status", _("Status")), ("signed_up_at", _("Signed up"))], rows, _("my-sign-ups"))
     if exported is not None:
         return exported
-    return render_template("pages/resident_signups.html", la=la,
-                           page=local_page(rows, la.page, la.per_page), sessions=sessions,
-                           signup_status=SIGNUP_STATUS, withdrawable=WITHDRAWABLE, now=utcnow())
+    page = _my_signups(me, filters, la.page, la.per_page)
+    return render_template("pages/resident_signups.html", la=la, page=page,
+                           sessions=_sessions_of(me, page.items), signup_status=SIGNUP_STATUS,
+                           withdrawable=WITHDRAWABLE, now=utcnow())
 
 
 @bp.post("/me/signups/<int:signup_id>/withdraw")
@@ -310,7 +331,7 @@ def my_services(actor: Actor):
     found = demands.list_demands(db(), actor=me, filters=filters, page=la.page,
                                  per_page=la.per_page, sort="-created_at")
     waiting = demands.list_demands(db(), actor=me, filters={"status": "verified"},
-                                   per_page=50).items
+                                   per_page=10)
     names = category_names()
 
     def all_rows():
@@ -392,8 +413,9 @@ def _records(me: Actor) -> list:
 
 def _what(records: list, me: Actor) -> dict[str, str]:
     """What each record was for: the activity's or the demand's title, and the unit if any."""
-    sessions = {}
-    signups = {s.id: s.session_id for s in _my_signups(me)}
+    mine = _my_signups(me, {}).items
+    signups = {s.id: s.session_id for s in mine}
+    sessions = {sid: act.title for sid, act in _sessions_of(me, mine).items()}
     demand_ids = {r.demand_id for r in records if r.demand_id and not r.signup_id}
     titles = dict(db().query(DemandItem.id, DemandItem.title).filter(
         DemandItem.id.in_(demand_ids or [0])).all())
@@ -402,10 +424,7 @@ def _what(records: list, me: Actor) -> dict[str, str]:
     out = {}
     for r in records:
         if r.signup_id and r.signup_id in signups:
-            sid = signups[r.signup_id]
-            if sid not in sessions:
-                sessions[sid] = activities.get_session(db(), actor=me, session_id=sid).title
-            out[r.id] = sessions[sid]
+            out[r.id] = sessions[signups[r.signup_id]]
         else:
             out[r.id] = titles.get(r.demand_id, "")
             if r.unit_id in units:

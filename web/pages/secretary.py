@@ -6,10 +6,12 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
 
 from web.api.common import db
 from web.domain.actor import Actor
 from web.errors import LinliError
+from web.models import DemandItem, ReportVolunteer, Unit
 from web.pages.ui import confirm, home, local_target, menu
 from web.pages.views import bp, category_options, community_of, error_text, signed_in
 from web.services import assignments, demands, matching, reports, service_levels, wishes
@@ -48,36 +50,53 @@ def _rag(demand, now) -> str:
     return service_levels.sla_state(demand, now) or "green"
 
 
+QUEUE_ROWS = 10  # rows a queue section shows; each links to its full list
+
+
 @bp.get("/secretary")
 @signed_in
 def secretary_home(actor: Actor):
-    """The work queue: claims, proposals, wishes, reports, and items overdue or nearly so."""
+    """The work queue: claims, proposals, wishes, reports, and items overdue or nearly so —
+    the first few of each, how many there are in all, and a link to the full list."""
     community_id = community_of(actor, "secretary")
     if community_id is None:
         return redirect(url_for("pages.home"))
-    session, mine = db(), {"community_id": community_id}
-    now = utcnow()
-    due = [d for d in demands.list_demands(session, actor=actor, filters={
-        **mine, "status": OPEN_STATES}, per_page=30, sort="next_due", now=now).items
-        if service_levels.next_due(d) is not None]
+    session, mine, now = db(), {"community_id": community_id}, utcnow()
+    due = demands.list_demands(session, actor=actor, filters={**mine, "status": OPEN_STATES},
+                               per_page=QUEUE_ROWS, sort="next_due", now=now)
     queue = {
         "claims": assignments.list_assignments(session, actor=actor, filters={
-            "status": "pending", **mine}, per_page=50).items,
+            "status": "pending", **mine}, per_page=QUEUE_ROWS),
         "proposals": matching.list_proposals(session, actor=actor, filters={
-            "status": "proposed", **mine}, per_page=50).items,
+            "status": "proposed", **mine}, per_page=QUEUE_ROWS),
         "wishes": wishes.list_wishes(session, actor=actor, filters={
-            "status": "submitted", **mine}, per_page=50).items,
+            "status": "submitted", **mine}, per_page=QUEUE_ROWS),
         "reports": reports.list_reports(session, actor=actor, filters={
-            "status": "submitted"}, per_page=50).items,
-        "due": [(d, _rag(d, now), service_levels.next_due(d)) for d in due],
+            "status": "submitted"}, per_page=QUEUE_ROWS),
+        "due": [(d, _rag(d, now), service_levels.next_due(d)) for d in due.items
+                if service_levels.next_due(d) is not None],
+        "due_total": due.total,
     }
-    from web.models import DemandItem
-
-    titles = dict(session.query(DemandItem.id, DemandItem.title).filter(
-        DemandItem.id.in_({r.demand_id for r in queue["reports"]} or {0})).all())
-    return render_template("pages/secretary.html", q=queue, why=WHY, titles=titles,
-                           escalation_names=ESCALATION_NAMES,
+    return render_template("pages/secretary.html", q=queue, why=WHY,
+                           about=report_details(queue["reports"].items),
+                           escalation_names=ESCALATION_NAMES, open_states=OPEN_STATES,
                            categories=category_options())
+
+
+def report_details(found: list) -> dict[int, dict]:
+    """What a report's row shows besides the report: its item's title, its unit's name, its
+    volunteers and their minutes — three queries for a whole page, none per row."""
+    ids = [r.id for r in found] or [0]
+    titles = dict(db().execute(select(DemandItem.id, DemandItem.title).where(
+        DemandItem.id.in_({r.demand_id for r in found} or {0}))).all())
+    names = dict(db().execute(select(Unit.id, Unit.name).where(
+        Unit.id.in_({r.unit_id for r in found} or {0}))).all())
+    people = {report_id: (n, minutes) for report_id, n, minutes in db().execute(
+        select(ReportVolunteer.report_id, func.count(), func.sum(ReportVolunteer.minutes))
+        .where(ReportVolunteer.report_id.in_(ids)).group_by(ReportVolunteer.report_id))}
+    return {r.id: {"title": titles.get(r.demand_id, ""), "unit": names.get(r.unit_id, ""),
+                   "volunteers": people.get(r.id, (0, 0))[0],
+                   "minutes": people.get(r.id, (0, 0))[1] or 0} for r in found}
 
 
 def _act(call, done: str):
@@ -173,8 +192,14 @@ def approve_all(actor: Actor):
     community_id = community_of(actor, "secretary")
     if community_id is None:
         abort(403)
-    ids = [p.id for p in matching.list_proposals(db(), actor=actor, filters={
-        "status": "proposed", "community_id": community_id}, per_page=100).items]
+    ids, page = [], 1
+    while True:  # every open proposal, a hundred at a time, read before any is approved
+        found = matching.list_proposals(db(), actor=actor, filters={
+            "status": "proposed", "community_id": community_id}, page=page, per_page=100)
+        ids += [p.id for p in found.items]
+        if page * found.per_page >= found.total:
+            break
+        page += 1
     done = 0
     for proposal_id in ids:
         try:

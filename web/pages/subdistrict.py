@@ -214,20 +214,23 @@ def subdistrict_ranking(actor: Actor):
     """The red list (红榜): units ranked by their contribution in the period."""
     subdistrict_id = _subdistrict_of(actor)
     found, errors = _figures(actor, subdistrict_id)
-    ranked = figures.ranking(found)
+    la = list_args("from", "to", "community_id")
+    # The ranking is worked out whole (figures.ranking); a search keeps each unit's rank.
+    text = (la.filters.get("q") or "").casefold()
+    shown = [(n, row) for n, row in enumerate(figures.ranking(found), 1)
+             if text in row.label.casefold()]
     exported = export_or_none(
         [("rank", _("Rank")), ("label", _("Unit")), ("closed", _("Items closed")),
          ("hours", _("Volunteer hours")), ("value_yuan", _("Value (yuan)")),
          ("claimed", _("Items claimed"))],
-        lambda: [{"rank": n, **row} for n, row in enumerate(_export_rows(ranked), 1)],
+        lambda: [{"rank": n, **_export_rows([row])[0]} for n, row in shown],
         f"{found.subdistrict.name}-{_('Red list')}")
     if exported is not None:
         return exported
-    la = list_args("from", "to", "community_id")
     start = (la.page - 1) * la.per_page
-    page = Page(ranked[start:start + la.per_page], len(ranked), la.page, la.per_page)
+    page = Page(shown[start:start + la.per_page], len(shown), la.page, la.per_page)
     return render_template("pages/subdistrict_ranking.html", f=found, errors=errors,
-                           page=page, first_rank=start + 1, la=la,
+                           page=page, la=la,
                            communities=_communities(subdistrict_id),
                            period=_period_args(found)), 422 if errors else 200
 

@@ -17,6 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from scoring.hours import hours_to_minutes, minutes_to_hours
 from web.api.common import db
@@ -25,7 +27,7 @@ from web.api.resources import ResourceIn, ResourcePatch
 from web.domain.actor import Actor
 from web.domain.states import CONFIRMED_ASSIGNMENT, COVERAGE_STATES, WORKABLE_STATES
 from web.errors import LinliError
-from web.models import Unit
+from web.models import Assignment, Unit
 from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.ui import (
     FormInvalid,
@@ -89,6 +91,7 @@ REPORT_STATUS = {"submitted": _l("waiting to be verified"), "verified": _l("veri
 ORIGINS = {"claim": _l("Self-claim (自主选单)"), "dispatch": _l("Dispatch (社区派单)")}
 URGENCY = {"normal": _l("normal"), "urgent": _l("urgent"), "critical": _l("critical")}
 STATUS_GROUPS = [
+    ("to_report", _l("Work to report")),
     ("offered", _l("Waiting for our answer")),
     ("pending", _l("Waiting for the community's approval")),
     ("approved,accepted", _l("Agreed: work to do")),
@@ -219,13 +222,6 @@ def every(list_fn, **kwargs) -> list:
         page += 1
 
 
-def page_of(rows: list, la) -> Page:
-    """One page of rows already in memory."""
-    start = (la.page - 1) * la.per_page
-    return Page(items=rows[start:start + la.per_page], total=len(rows), page=la.page,
-                per_page=la.per_page)
-
-
 def back(default_endpoint: str = "pages.unit_assignments"):
     return redirect(local_target(request.form.get("next"), url_for(default_endpoint)))
 
@@ -257,20 +253,33 @@ def needs_report(assignment) -> bool:
             and assignment.demand.status in WORKABLE_STATES)
 
 
+QUEUE_ROWS = 10  # rows a queue section shows; each links to its full list
+# Work to report (what `needs_report` says, as list filters): the lead's agreed share of an
+# item where work may be reported.
+TO_REPORT = {"status": ",".join(sorted(CONFIRMED_ASSIGNMENT)), "is_lead": True,
+             "demand_status": ",".join(sorted(WORKABLE_STATES))}
+
+
+def queue_section(actor: Actor, filters: dict) -> Page:
+    """The first rows of a queue section (with their teams) and how many there are in all."""
+    found = assignments.list_assignments(db(), actor=actor, filters=filters,
+                                         per_page=QUEUE_ROWS)
+    found.items = with_teams(found.items)
+    return found
+
+
 @bp.get("/unit")
 @signed_in
 def unit_home(actor: Actor):
-    """The unit's work queue: dispatches to answer, work to report, claims and their status."""
+    """The unit's work queue: dispatches to answer, work to report, claims and their status —
+    the first few of each, how many in all, and a link to the full list."""
     unit = my_unit(actor)
     mine = {"unit_id": unit.id}
-    agreed = every(assignments.list_assignments, actor=actor,
-                   filters={**mine, "status": "approved,accepted"})
     queue = {
-        "dispatches": with_teams(every(assignments.list_assignments, actor=actor,
-                                       filters={**mine, "status": "offered"})),
-        "to_report": with_teams([a for a in agreed if needs_report(a)]),
+        "dispatches": queue_section(actor, {**mine, "status": "offered"}),
+        "to_report": queue_section(actor, {**mine, **TO_REPORT}),
         "claims": assignments.list_assignments(db(), actor=actor, filters={
-            **mine, "origin": "claim"}, per_page=10).items,
+            **mine, "origin": "claim"}, per_page=QUEUE_ROWS),
     }
     figures = contribution(actor, unit, local_date(utcnow()).year)
     return render("pages/unit_home.html", unit, q=queue, figures=figures,
@@ -608,14 +617,18 @@ class Work:
 
 
 def with_teams(items: list) -> list[Work]:
-    out = []
-    for a in items:
-        team = []
-        if a.status in CONFIRMED_ASSIGNMENT:
-            team = sorted(demands.confirmed_assignments(db(), a.demand_id),
-                          key=lambda t: (not t.is_lead, t.id))
-        out.append(Work(a, team))
-    return out
+    """Each assignment with its team (when agreed): one query for the whole list, not one per
+    row."""
+    agreed = {a.demand_id for a in items if a.status in CONFIRMED_ASSIGNMENT}
+    teams: dict[int, list] = defaultdict(list)
+    if agreed:
+        for member in db().scalars(select(Assignment).where(
+                Assignment.demand_id.in_(agreed),
+                Assignment.status.in_([str(s) for s in CONFIRMED_ASSIGNMENT]))
+                .options(selectinload(Assignment.unit))):
+            teams[member.demand_id].append(member)
+    return [Work(a, sorted(teams[a.demand_id], key=lambda t: (not t.is_lead, t.id))
+                 if a.status in CONFIRMED_ASSIGNMENT else []) for a in items]
 
 
 def role_of(work: Work) -> str:
@@ -634,15 +647,18 @@ def assignment_row(work: Work) -> dict:
             "created_at": a.created_at, "response_deadline": a.response_deadline}
 
 
-def my_work(actor: Actor, unit: Unit, la) -> list:
-    """The unit's assignments matching the list's filters (the text in the item's title)."""
-    filters = {k: v for k, v in la.filters.items() if k in ("status", "origin")}
+def my_work(actor: Actor, unit: Unit, la, page: int, per_page: int) -> Page:
+    """One page of the unit's assignments matching the list's filters (a status group, how,
+    words in the item's title or the note), with their teams."""
+    filters = {k: v for k, v in la.filters.items() if k in ("status", "origin", "q")}
     if filters.get("origin") not in ORIGINS:
         filters.pop("origin", None)
-    items = every(assignments.list_assignments, actor=actor,
-                  filters={**filters, "unit_id": unit.id})
-    text = la.filters.get("q", "").lower()
-    return [a for a in items if not text or text in a.demand.title.lower()]
+    if filters.get("status") == "to_report":
+        filters.update(TO_REPORT)
+    found = assignments.list_assignments(db(), actor=actor, page=page, per_page=per_page,
+                                         filters={**filters, "unit_id": unit.id})
+    found.items = with_teams(found.items)
+    return found
 
 
 @bp.get("/unit/work")
@@ -652,11 +668,11 @@ def unit_assignments(actor: Actor):
     unit = my_unit(actor)
     la = list_args("status", "origin")
     exported = export_or_none(ASSIGNMENT_COLUMNS, lambda: [
-        assignment_row(w) for w in with_teams(my_work(actor, unit, la))], _("our work"))
+        assignment_row(w) for w in my_work(actor, unit, la, 1, EXPORT_LIMIT).items],
+        _("our work"))
     if exported:
         return exported
-    page = page_of(my_work(actor, unit, la), la)
-    page.items = with_teams(page.items)
+    page = my_work(actor, unit, la, la.page, la.per_page)
     return render("pages/unit_assignments.html", unit, page=page, la=la,
                   groups=STATUS_GROUPS, resources=published_resources(actor, unit))
 

@@ -29,7 +29,9 @@ from web.domain.actor import Actor
 from web.errors import AuthenticationError, LinliError
 from web.i18n import LANGUAGES
 from web.models import Community, User
+from web.pages.export import EXPORT_LIMIT, export_or_none
 from web.pages.ui import HOMES, MENUS, home, list_args, local_target, menu, service_errors
+from web.services import disclosure as public
 from web.services import lovebank, market
 from web.services.auth import authenticate, load_actor
 
@@ -57,6 +59,9 @@ STATUS_NAMES = {
                  "withdrawn": _l("withdrawn"), "expired": _l("expired")},
     "report": {"submitted": _l("submitted"), "verified": _l("verified"),
                "returned": _l("returned")},
+    "proposal": {"proposed": _l("proposed, to review"), "approved": _l("approved"),
+                 "rejected": _l("rejected"), "stale": _l("out of date"),
+                 "superseded": _l("superseded by a later run")},
     "wish": {"submitted": _l("submitted"), "accepted": _l("accepted"),
              "declined": _l("declined"), "withdrawn": _l("withdrawn")},
     "unit": {"applied": _l("applied"), "approved": _l("approved"), "rejected": _l("rejected"),
@@ -302,6 +307,15 @@ def market_page(actor: Actor):
     (a fresh key makes a double send safe)."""
     community_id = _resident_community(actor)
     la = list_args("category")
+    exported = export_or_none(
+        [("name", _("Goods")), ("category", _("Category")), ("points", _("Points")),
+         ("stock", _("In stock")), ("limit", _("At most a month"))],
+        lambda: [{"name": i.name, "category": i.category, "points": i.points_price,
+                  "stock": i.stock, "limit": i.monthly_limit} for i in market.list_items(
+            db(), actor=actor, community_id=community_id, filters=la.filters,
+            per_page=EXPORT_LIMIT).items], _("supermarket goods"))
+    if exported is not None:
+        return exported
     page = market.list_items(db(), actor=actor, community_id=community_id,
                              filters=la.filters, page=la.page, per_page=la.per_page)
     shelves = market.list_items(db(), actor=actor, community_id=community_id, filters={},
@@ -378,16 +392,46 @@ def public_index():
     return render_template("pages/public_index.html", communities=communities)
 
 
+def _public_tables(community_id: int) -> dict:
+    """The disclosure's tables as downloads (every row, not one page): columns and rows, with
+    the same masking as the page (organisations by name, people by a masked name)."""
+    zh = get_locale().language == "zh"
+    return {
+        "work": ([("on", _("When")), ("title", _("Item")), ("category", _("Category")),
+                  ("units", _("Units"))], lambda: [
+            {**row, "category": row["category_zh"] if zh else row["category_en"]}
+            for row in public.completed_work(db(), community_id,
+                                             per_page=EXPORT_LIMIT).items]),
+        "units": ([("unit", _("Unit")), ("reports", _("Reports verified")),
+                   ("value_yuan", _("Value (yuan)"))], lambda: [
+            {**row, "value_yuan": row["value_fen"] / 100}
+            for row in public.contributors(db(), community_id)]),
+        "donations": ([("on", _("When")), ("donor", _("Donor")),
+                       ("yuan", _("Amount (yuan)")), ("grant_yuan", _("Matching grant (yuan)"))],
+                      lambda: [{**row, "yuan": row["fen"] / 100,
+                                "grant_yuan": row["grant_fen"] / 100}
+                               for row in public.donations(db(), community_id)]),
+    }
+
+
 @bp.get("/public/<code>")
 def public_page(code: str):
-    """A community's disclosure: work done and by whom, points, the fund; no personal data."""
-    from web.services.disclosure import community_by_code, disclosure
-
+    """A community's disclosure: work done and by whom (paged, searchable), points, the fund;
+    no personal data. Each table downloads whole (`?format=csv&table=work|units|donations`)."""
     try:
-        community = community_by_code(db(), code)
+        community = public.community_by_code(db(), code)
     except LinliError:
         abort(404)
-    return render_template("pages/public.html", data=disclosure(db(), community_id=community.id))
+    table = request.args.get("table", "work")
+    tables = _public_tables(community.id)
+    columns, rows = tables.get(table, tables["work"])
+    exported = export_or_none(columns, rows, f"{community.name}-{_('Public disclosure')}-"
+                                             f"{table if table in tables else 'work'}")
+    if exported is not None:
+        return exported
+    la = list_args()
+    return render_template("pages/public.html", la=la, data=public.disclosure(
+        db(), community_id=community.id, page=la.page, q=la.filters.get("q")))
 
 
 @bp.errorhandler(400)

@@ -12,7 +12,7 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
@@ -38,6 +38,7 @@ from web.services.base import (
     Page,
     get_or_404,
     invalid,
+    like_pattern,
     local_date,
     lock,
     paginate,
@@ -128,18 +129,39 @@ def get_session(session: Session, *, actor: Actor, session_id: int) -> ActivityS
     return get_or_404(session, ActivitySession, session_id, "ActivitySession")
 
 
+def _words(q: str, *columns):
+    """SQL for `q` anywhere in any of `columns` (case-insensitive, wildcards taken literally)."""
+    like = like_pattern(q)
+    return or_(*(column.ilike(like, escape="\\") for column in columns))
+
+
 def list_sessions(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                   per_page: int = 20) -> Page:
-    """Sessions anyone signed in may browse; filter by community, demand, post, status, dates."""
+    """Sessions anyone signed in may browse, soonest first; filter by community, demand, post,
+    status, start dates, `ids`, and `q` in the title or place."""
     stmt = select(ActivitySession)
     for key in ("community_id", "demand_id", "post_id", "status"):
         if filters.get(key):
             stmt = stmt.where(getattr(ActivitySession, key) == filters[key])
+    if filters.get("ids") is not None:
+        stmt = stmt.where(ActivitySession.id.in_(filters["ids"]))
     if filters.get("starts_from"):
         stmt = stmt.where(ActivitySession.starts_at >= filters["starts_from"])
     if filters.get("starts_to"):
         stmt = stmt.where(ActivitySession.starts_at <= filters["starts_to"])
-    return paginate(session, stmt.order_by(ActivitySession.starts_at), page, per_page)
+    if filters.get("q"):
+        stmt = stmt.where(_words(filters["q"], ActivitySession.title, ActivitySession.place))
+    return paginate(session, stmt.order_by(ActivitySession.starts_at, ActivitySession.id),
+                    page, per_page)
+
+
+def places_taken(session: Session, session_ids: list[int]) -> dict[int, int]:
+    """Places taken in each of `session_ids` (0 for none), in one query for a whole page."""
+    rows = session.execute(select(SessionSignup.session_id, func.count())
+                           .where(SessionSignup.session_id.in_(session_ids),
+                                  SessionSignup.status.in_([str(s) for s in HOLDING_SIGNUP]))
+                           .group_by(SessionSignup.session_id)).all()
+    return {session_id: 0 for session_id in session_ids} | dict(rows)
 
 
 def holding(session: Session, session_id: int) -> int:
@@ -349,16 +371,25 @@ def _visible_signups(actor: Actor) -> Select:
 
 
 def list_signups(session: Session, *, actor: Actor, filters: dict, page: int = 1,
-                 per_page: int = 20) -> Page:
-    """Sign-ups: your own, your sessions', or your community's."""
+                 per_page: int = 20, newest_first: bool = False) -> Page:
+    """Sign-ups: your own, your sessions', or your community's; by session (or `session_ids`),
+    person, status (comma-separated for several), team, and `q` in the session's title or place
+    or the person's name."""
     stmt = _visible_signups(actor)
     for key, column in (("session_id", SessionSignup.session_id),
-                        ("user_id", SessionSignup.user_id), ("status", SessionSignup.status),
-                        ("team_id", SessionSignup.team_id)):
+                        ("user_id", SessionSignup.user_id), ("team_id", SessionSignup.team_id)):
         if filters.get(key):
             stmt = stmt.where(column == filters[key])
-    return paginate(session, stmt.order_by(SessionSignup.signed_up_at, SessionSignup.id),
-                    page, per_page)
+    if filters.get("status"):
+        stmt = stmt.where(SessionSignup.status.in_(str(filters["status"]).split(",")))
+    if filters.get("session_ids") is not None:
+        stmt = stmt.where(SessionSignup.session_id.in_(filters["session_ids"]))
+    if filters.get("q"):
+        named = select(User.id).where(_words(filters["q"], User.display_name))
+        stmt = stmt.where(or_(_words(filters["q"], ActivitySession.title, ActivitySession.place),
+                              SessionSignup.user_id.in_(named)))
+    order = SessionSignup.signed_up_at.desc() if newest_first else SessionSignup.signed_up_at
+    return paginate(session, stmt.order_by(order, SessionSignup.id), page, per_page)
 
 
 def team_hours(session: Session, *, actor: Actor, team_id: int) -> dict:

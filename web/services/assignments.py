@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from matcher.rules import availability_overlaps, distance_m
 from web.domain.actor import Actor
@@ -30,6 +30,7 @@ from web.services.base import (
     LOCAL_TZ,
     Page,
     invalid,
+    like_pattern,
     local_date,
     lock,
     need_reason,
@@ -66,17 +67,32 @@ def get_assignment(session: Session, *, actor: Actor, assignment_id: int) -> Ass
 
 def list_assignments(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                      per_page: int = 20) -> Page:
-    """Visible assignments, filtered by status, origin, demand, unit and community."""
-    stmt = _visible(actor)
+    """Visible assignments, newest first, filtered by status, origin, demand, unit, community,
+    the lead's share (`is_lead`), the demand's status (`demand_status`; both comma-separated for
+    several) and `q` in the demand's title, the unit's name or the note. Each row comes with
+    its unit and demand (and the demand's community) loaded, not one query per row."""
+    stmt = _visible(actor).options(
+        selectinload(Assignment.unit),
+        selectinload(Assignment.demand).selectinload(DemandItem.community))
     f = filters
     if f.get("status"):
         stmt = stmt.where(Assignment.status.in_(f["status"].split(",")))
     for key in ("origin", "demand_id", "unit_id"):
         if f.get(key):
             stmt = stmt.where(getattr(Assignment, key) == f[key])
+    if f.get("is_lead") is not None:
+        stmt = stmt.where(Assignment.is_lead.is_(bool(f["is_lead"])))
+    if f.get("community_id") or f.get("demand_status") or f.get("q"):
+        stmt = stmt.join(DemandItem, DemandItem.id == Assignment.demand_id)
     if f.get("community_id"):
-        stmt = stmt.where(Assignment.demand_id.in_(select(DemandItem.id).where(
-            DemandItem.community_id == f["community_id"])))
+        stmt = stmt.where(DemandItem.community_id == f["community_id"])
+    if f.get("demand_status"):
+        stmt = stmt.where(DemandItem.status.in_(f["demand_status"].split(",")))
+    if f.get("q"):
+        like = like_pattern(f["q"])
+        stmt = stmt.where(or_(
+            DemandItem.title.ilike(like, escape="\\"), Assignment.note.ilike(like, escape="\\"),
+            Assignment.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\")))))
     return paginate(session, stmt.order_by(Assignment.id.desc()), page, per_page)
 
 

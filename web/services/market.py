@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from scoring.ledger import Leg
@@ -42,6 +42,7 @@ from web.services.base import (
     Page,
     get_or_404,
     invalid,
+    like_pattern,
     local_date,
     lock,
     need_reason,
@@ -568,6 +569,15 @@ def list_stock_movements(session: Session, *, actor: Actor, community_id: int, f
     for key in ("item_id", "kind", "unit_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(StockMovement, key) == filters[key])
+    if filters.get("q"):  # the goods' name, the reason, the donor (a unit's or a person's name)
+        like = like_pattern(filters["q"])
+        stmt = stmt.where(or_(
+            StockMovement.reason.ilike(like, escape="\\"),
+            StockMovement.donor_name.ilike(like, escape="\\"),
+            StockMovement.item_id.in_(select(MarketItem.id).where(
+                MarketItem.community_id == community_id,
+                MarketItem.name.ilike(like, escape="\\"))),
+            StockMovement.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\")))))
     return paginate(session, stmt.order_by(StockMovement.id.desc()), page, per_page)
 
 

@@ -13,7 +13,16 @@ from web.errors import NotFoundError
 from web.models import MicroWish, RoleGrant, User
 from web.models.people import Role
 from web.services import audit
-from web.services.base import Page, invalid, need_reason, paginate, require, utcnow, write
+from web.services.base import (
+    Page,
+    filter_text_and_dates,
+    invalid,
+    need_reason,
+    paginate,
+    require,
+    utcnow,
+    write,
+)
 from web.services.demands import _publish, build_demand
 from web.services.notifications import notify
 from web.services.scope import in_grids, overseen, scoped
@@ -55,12 +64,17 @@ def get_wish(session: Session, *, actor: Actor, wish_id: int) -> MicroWish:
 
 def list_wishes(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                 per_page: int = 20) -> Page:
+    """Visible wishes, newest first: by status (comma-separated for several), community, grid,
+    category, the actor's own (`mine`), `q` in the title or description, and the dates sent."""
     stmt = _visible(session, actor)
-    for key in ("status", "community_id", "grid_id"):
+    if filters.get("status"):
+        stmt = stmt.where(MicroWish.status.in_(str(filters["status"]).split(",")))
+    for key in ("community_id", "grid_id", "category_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(MicroWish, key) == filters[key])
     if filters.get("mine"):
         stmt = stmt.where(MicroWish.resident_id == actor.user_id)
+    stmt = filter_text_and_dates(stmt, MicroWish, filters)
     return paginate(session, stmt.order_by(MicroWish.id.desc()), page, per_page)
 
 
