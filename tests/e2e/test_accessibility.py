@@ -15,11 +15,13 @@ pytestmark = pytest.mark.e2e
 PAGES = {
     None: ["/login", "/public"],
     "resident.zhang": ["/me/points", "/market", "/me/wishes", "/me/activities",
-                       "/me/volunteering", "/me/services"],
+                       "/me/volunteering", "/me/services", "/inbox"],
     "clerk.dongcheng": ["/counter"],
     "secretary.dongcheng": ["/secretary", "/secretary/demands", "/secretary/demands/new",
-                            "/secretary/books", "/secretary/orders", "/import/demands"],
-    "grid.dongcheng.01": ["/grid", "/grid/items", "/grid/demands/new"],
+                            "/secretary/books", "/secretary/orders", "/import/demands",
+                            "/secretary/claims", "/secretary/proposals", "/secretary/reports",
+                            "/secretary/wishes", "/secretary/goods"],
+    "grid.dongcheng.01": ["/grid", "/grid/items", "/grid/demands/new", "/grid/wishes"],
     "unit.admin": ["/unit"],
     "admin.jincheng": ["/subdistrict"],
 }

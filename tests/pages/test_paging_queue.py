@@ -176,7 +176,7 @@ def test_the_proposal_list_shows_a_runs_proposals_by_status_with_reasons(client,
     assert total >= 1 and 'href="/secretary/proposals?status=proposed"' in queue
     listed = client.get("/secretary/proposals?status=proposed").text
     assert f"共 {total} 条" in listed and "能够承接该事项" in listed
-    assert 'name="q"' not in listed  # no search box where the service reads no words
+    assert 'name="q"' in listed  # searched by the item's title or the unit's name
     assert "共 0 条" in client.get("/secretary/proposals?status=approved").text
     rows = rows_of(client.get("/secretary/proposals?format=csv").data)
     assert len(rows) == 1 + total

@@ -147,6 +147,20 @@ class StatementArgs(Schema):
     community_id = fields.Integer()
 
 
+class StatementLineArgs(PageArgs):
+    user_id = fields.Integer()
+    community_id = fields.Integer()
+    kind = fields.String(validate=validate.OneOf([str(k) for k in service.WALLET_KINDS]))
+    on_from = fields.Date(metadata={"description": "from this day (Asia/Shanghai), included"})
+    on_to = fields.Date(metadata={"description": "to this day (Asia/Shanghai), included"})
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "words in the line's reason"})
+
+
+class StatementLineOut(LineOut):
+    community_id = fields.Integer(strict=True)
+
+
 class AccountOut(Schema):
     id = fields.Integer(strict=True)
     kind = fields.String()
@@ -195,6 +209,22 @@ class Statement(MethodView):
         actor = current_actor()
         return service.statement(db(), actor=actor, user_id=args.get("user_id", actor.user_id),
                                  community_id=args.get("community_id"))
+
+
+@blp.route("/ledger/statement/lines")
+class StatementLines(MethodView):
+    @blp.arguments(StatementLineArgs, location="query")
+    @blp.response(200, page_of(StatementLineOut, "StatementLinePage"))
+    def get(self, args):
+        """A statement's lines, newest first, a page at a time: by kind, dates and words in
+        the reason (yours by default)."""
+        actor = current_actor()
+        filters, page, per_page = split_args(args)
+        user_id = filters.pop("user_id", actor.user_id)
+        community_id = filters.pop("community_id", None)
+        return page_out(service.list_statement_lines(
+            db(), actor=actor, user_id=user_id, community_id=community_id, filters=filters,
+            page=page, per_page=per_page))
 
 
 @blp.route("/ledger/statement.csv")

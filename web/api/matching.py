@@ -112,6 +112,8 @@ class ProposalArgs(PageArgs):
     unit_id = fields.Integer()
     community_id = fields.Integer()
     status = fields.String()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "words in the item's title or the unit's name"})
 
 
 class PreviewProposalOut(Schema):

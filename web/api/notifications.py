@@ -7,6 +7,7 @@ from flask import request, session
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from marshmallow import ValidationError as SchemaError
 
 from web.api.common import PageArgs, current_actor, db, page_of, page_out
 from web.i18n import LANGUAGES
@@ -20,9 +21,20 @@ blp = Blueprint("notifications", __name__, description="Your inbox and notificat
 MINUTE = validate.Range(min=0, max=service.LAST_MINUTE)
 
 
+def _known_kinds(text: str) -> None:
+    unknown = [k for k in text.split(",") if k.strip() not in service.KINDS]
+    if unknown:
+        raise SchemaError(f"Must be one of: {', '.join(service.KINDS)}.")
+
+
 class NotificationArgs(PageArgs):
     unread = fields.Boolean(load_default=False, metadata={"description": "only unread ones"})
     lang = fields.String(validate=validate.OneOf(list(LANGUAGES)))
+    kind = fields.String(validate=_known_kinds, metadata={
+        "description": "one kind, or several separated by commas"})
+    q = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "words in what the message names (item title, unit, reason) or in the "
+                       "title of the item it is about"})
 
 
 class NotificationOut(Schema):
@@ -83,10 +95,15 @@ class Notifications(MethodView):
     @blp.arguments(NotificationArgs, location="query")
     @blp.response(200, page_of(NotificationOut, "NotificationPage"))
     def get(self, args):
-        """Your notifications, newest first (`unread=true` for the unread ones)."""
+        """Your notifications, newest first (`unread=true` for the unread ones; by `kind`
+        and `q`)."""
         actor, locale = current_actor(), reader_locale(args)
+        filters = {"q": args.get("q"),
+                   "kind": [k.strip() for k in args["kind"].split(",")] if args.get("kind")
+                   else None}
         page = service.list_notifications(db(), actor=actor, unread_only=args["unread"],
-                                          page=args["page"], per_page=args["per_page"])
+                                          filters=filters, page=args["page"],
+                                          per_page=args["per_page"])
         page.items = [service.present(note, locale) for note in page.items]
         return page_out(page)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from scoring.hours import minutes_to_hours
 from web.api.common import PageArgs, ReasonIn, current_actor, db, page_of, page_out, split_args
@@ -44,6 +44,8 @@ class ReportArgs(PageArgs):
     status = fields.String()
     demand_id = fields.Integer()
     unit_id = fields.Integer()
+    q = fields.String(validate=validate.Length(max=100),
+                      metadata={"description": "words in the item's title or the unit's name"})
 
 
 class ServiceRecordOut(Schema):
@@ -67,6 +69,11 @@ class ServiceRecordArgs(PageArgs):
     community_id = fields.Integer()
     demand_id = fields.Integer()
     report_id = fields.Integer()
+    category_id = fields.Integer()
+    year = fields.Integer(validate=validate.Range(min=1, max=9998),
+                          metadata={"description": "served in this calendar year"})
+    q = fields.String(validate=validate.Length(max=100), metadata={
+        "description": "words in the item's or activity's title, the unit or the category"})
 
 
 @blp.route("/reports")

@@ -9,6 +9,7 @@ import re
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from web.api.common import db
 from web.api.notifications import NotificationSettingsPatch
@@ -22,6 +23,20 @@ from web.services.base import utcnow
 BOOLEANS = ("email_enabled", "webhook_enabled", "daily_digest")
 BLANK_MEANS_NONE = ("email", "webhook_address", "quiet_start_minute", "quiet_end_minute")
 TIMES = ("quiet_start_minute", "quiet_end_minute")
+
+KIND_NAMES = {  # each kind of notification in a few words, for the inbox's filter
+    "claim_pending": _l("a claim to approve"), "claim_approved": _l("claim approved"),
+    "claim_rejected": _l("claim rejected"), "dispatch_offered": _l("a dispatch to answer"),
+    "dispatch_accepted": _l("dispatch accepted"), "dispatch_declined": _l("dispatch declined"),
+    "dispatch_expired": _l("dispatch not answered in time"),
+    "report_submitted": _l("a report to verify"), "report_verified": _l("report verified"),
+    "report_returned": _l("report returned"), "confirm_requested": _l("work to confirm"),
+    "auto_confirmed": _l("confirmed automatically"),
+    "rated_unsatisfactory": _l("rated unsatisfactory"), "escalated": _l("escalated"),
+    "due_soon": _l("due soon"), "points_credited": _l("points credited"),
+    "points_expiring": _l("points expiring"), "points_expired": _l("points expired"),
+    "wish_accepted": _l("wish accepted"), "wish_declined": _l("wish declined"),
+}
 
 
 @bp.app_context_processor
@@ -40,15 +55,19 @@ def _unread() -> int:
 @bp.get("/inbox")
 @signed_in
 def inbox(actor: Actor):
-    """My notifications, newest first; `?unread=1` for the unread ones; a page at a time."""
-    la = list_args("unread")
+    """My notifications, newest first, a page at a time; `?unread=1` for the unread ones, by
+    kind, and words in what they name (the item's title, the unit, the reason)."""
+    la = list_args("unread", "kind")
+    if la.filters.get("kind") not in KIND_NAMES:
+        la.filters.pop("kind", None)
     unread_only = la.filters.get("unread") == "1"
-    page = notifications.list_notifications(db(), actor=actor, unread_only=unread_only,
-                                            page=la.page, per_page=la.per_page)
+    page = notifications.list_notifications(
+        db(), actor=actor, unread_only=unread_only, page=la.page, per_page=la.per_page,
+        filters={"kind": la.filters.get("kind"), "q": la.filters.get("q")})
     locale = str(get_locale())
     items = [notifications.present(note, locale) for note in page.items]
     return render_template("pages/inbox.html", la=la, page=page, items=items,
-                           unread_only=unread_only,
+                           unread_only=unread_only, kinds=list(KIND_NAMES.items()),
                            unread=notifications.unread_count(db(), actor=actor))
 
 

@@ -61,24 +61,6 @@ def acting_as(actor: Actor, role: Role) -> Actor:
     return Actor(user_id=actor.user_id, grants=grants)
 
 
-def local_page(rows: list, page: int, per_page: int) -> Page:
-    """One page of rows already read and filtered: only the volunteer record, whose totals by
-    category and year need every record anyway, and whose service reads no category, year or
-    words."""
-    last = max(1, (len(rows) + per_page - 1) // per_page)
-    page = min(page, last)
-    return Page(items=rows[(page - 1) * per_page: page * per_page], total=len(rows), page=page,
-                per_page=per_page)
-
-
-def matches(q: str | None, *texts) -> bool:
-    """Whether the search text is in any of `texts` (no search matches everything)."""
-    if not q:
-        return True
-    q = q.casefold()
-    return any(q in (t or "").casefold() for t in texts)
-
-
 def demand_events(actor: Actor, demand_id: int) -> list:
     """The demand's own steps (not the units' claims) for a timeline; empty if not readable."""
     try:
@@ -442,41 +424,57 @@ def hours_by(records: list, key) -> list[tuple]:
                   key=lambda row: (-row[2], str(row[0])))
 
 
-def _year_of(record) -> int:
-    return record.served_on.year
-
-
 @bp.get("/me/volunteering")
 @signed_in
 def my_volunteering(actor: Actor):
-    """My verified service: hours by category and by year, and every record."""
+    """My verified service: hours by category and by year (every record), and the records a
+    page at a time, by category and year, words in what it was for, the unit or the kind."""
     me, _community = _resident(actor)
     la = list_args("category_id", "year", ints=("category_id", "year"))
-    every = _records(me)
+    if not 1 <= la.filters.get("year", 2000) < 9999:
+        la.filters.pop("year")
     names = category_names()
-    what = _what(every, me)
-    f = la.filters
-    rows = [r for r in every
-            if (not f.get("category_id") or r.category_id == f["category_id"])
-            and (not f.get("year") or r.served_on.year == f["year"])
-            and matches(f.get("q"), what.get(r.id), names.get(r.category_id))]
+    mine = {"user_id": me.user_id}
+    filters = {**mine, **la.filters}
+
+    def fetch(page: int, per_page: int) -> Page:
+        return reports.list_service_records(db(), actor=me, filters=filters, page=page,
+                                            per_page=per_page)
+
+    def rows() -> list[dict]:
+        records = fetch(1, EXPORT_LIMIT).items
+        what = _what(records, me)
+        return [{"served_on": r.served_on, "what": what.get(r.id),
+                 "category": names.get(r.category_id),
+                 "hours": float(minutes_to_hours(r.minutes)), "verified_at": r.verified_at}
+                for r in records]
+
     exported = export_or_none(
         [("served_on", _("Date")), ("what", _("Service")), ("category", _("Category")),
-         ("hours", _("Hours")), ("verified_at", _("Verified"))],
-        lambda: [{"served_on": r.served_on, "what": what.get(r.id),
-                  "category": names.get(r.category_id), "hours": float(minutes_to_hours(
-                      r.minutes)), "verified_at": r.verified_at} for r in rows],
-        _("volunteer-record"))
+         ("hours", _("Hours")), ("verified_at", _("Verified"))], rows, _("volunteer-record"))
     if exported is not None:
         return exported
-    years = sorted({r.served_on.year for r in every}, reverse=True)
+    by_category = _hours(_minutes(me, mine, "category"))
+    years = _minutes(me, mine, "year")
+    by_year = _hours(years)
+    page = fetch(la.page, la.per_page)
     return render_template(
-        "pages/resident_volunteering.html", la=la, page=local_page(rows, la.page, la.per_page),
-        names=names, what=what, by_category=hours_by(every, lambda r: r.category_id),
-        by_year=hours_by(every, _year_of), total=minutes_to_hours(sum(r.minutes for r in every)),
-        year_options=[(y, y) for y in years], category_choices=sorted({(r.category_id, names.get(r.category_id, ""))
-                                              for r in every}, key=lambda c: c[1]),
+        "pages/resident_volunteering.html", la=la, page=page, names=names,
+        what=_what(page.items, me), by_category=by_category, by_year=by_year,
+        total=minutes_to_hours(sum(m for _k, _n, m in years)),
+        year_options=[(y, y) for y, _n, _h in sorted(by_year, reverse=True)],
+        category_choices=sorted(((c, names.get(c, "")) for c, _n, _h in by_category),
+                                key=lambda c: c[1]),
         hours=minutes_to_hours)
+
+
+def _minutes(me: Actor, filters: dict, by: str) -> list[tuple[int, int, int]]:
+    return reports.service_minutes(db(), actor=me, filters=filters, by=by)
+
+
+def _hours(minutes: list[tuple[int, int, int]]) -> list[tuple[int, int, object]]:
+    """(category or year, times, hours), most hours first."""
+    return [(k, n, minutes_to_hours(m)) for k, n, m in minutes]
 
 
 @bp.get("/me/volunteering/certificate")

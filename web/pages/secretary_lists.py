@@ -107,10 +107,9 @@ PROPOSAL_COLUMNS = [("id", _l("No.")), ("run", _l("Match run")), ("item", _l("It
 @signed_in
 def secretary_proposals(actor: Actor):
     """The match runs' proposals for the community, best first within a run: by status and
-    unit."""
+    unit, words in the item's title or the unit's name."""
     community_id = _community(actor)
     la = list_args("status", "unit_id", ints=("unit_id",))
-    la.filters.pop("q", None)  # the proposals service reads no words (yet)
     filters = {**_offered(la, {"status": STATUS_NAMES["proposal"]}),
                "community_id": community_id}
 
@@ -125,7 +124,8 @@ def secretary_proposals(actor: Actor):
 
     return _list("proposals", la, fetch, PROPOSAL_COLUMNS, row, [
         ("status", _("Status"), list(STATUS_NAMES["proposal"].items())),
-        ("unit_id", _("Unit"), _unit_options(actor, community_id))], searchable=False)
+        ("unit_id", _("Unit"), _unit_options(actor, community_id))],
+        placeholder=_("Item title or unit"))
 
 
 # ---- completion reports ------------------------------------------------------------------------
@@ -138,10 +138,10 @@ REPORT_COLUMNS = [("id", _l("No.")), ("item", _l("Item")), ("unit", _l("Unit")),
 @bp.get("/secretary/reports")
 @signed_in
 def secretary_reports(actor: Actor):
-    """The units' completion reports on the community's items: by status and unit."""
+    """The units' completion reports on the community's items: by status and unit, words in
+    the item's title or the unit's name."""
     community_id = _community(actor)
     la = list_args("status", "unit_id", ints=("unit_id",))
-    la.filters.pop("q", None)  # the reports service reads no words (yet)
     filters = _offered(la, {"status": STATUS_NAMES["report"]})
 
     about: dict[int, dict] = {}  # filled for the rows fetched, three queries a page
@@ -160,8 +160,8 @@ def secretary_reports(actor: Actor):
 
     return _list("reports", la, fetch, REPORT_COLUMNS, row, [
         ("status", _("Status"), list(STATUS_NAMES["report"].items())),
-        ("unit_id", _("Unit"), _unit_options(actor, community_id))], searchable=False,
-        about=about)
+        ("unit_id", _("Unit"), _unit_options(actor, community_id))],
+        placeholder=_("Item title or unit"), about=about)
 
 
 # ---- micro-wishes ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from datetime import date
 from functools import wraps
 
 import segno
@@ -279,25 +280,60 @@ def _resident_community(actor: Actor) -> int:
     return community_id
 
 
-POINT_LINES = 20  # lines of history on one page of "my points"
+POINT_KINDS = {  # the kinds of line a wallet shows, in words
+    "credit": _l("points for verified service"), "award": _l("award"),
+    "redemption": _l("spent at the supermarket"), "refund": _l("refund"),
+    "expiry": _l("expired"), "gift": _l("gift between residents"),
+    "adjustment": _l("adjustment"), "reversal": _l("reversal")}
+POINT_COLUMNS = [("at", _l("When")), ("community", _l("Community")), ("kind", _l("Kind")),
+                 ("amount", _l("Points")), ("reason", _l("Why"))]
+
+
+def _day(text: str | None):
+    """A `YYYY-MM-DD` filter as a date; anything else is no filter (a hand-edited link shows
+    everything rather than an error)."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def _point_filters(la) -> dict:
+    """The statement's filters from the query string: kind, dates (Shanghai) and words."""
+    f = la.filters
+    for name in ("from", "to"):
+        if name in f and _day(f[name]) is None:
+            del f[name]
+    if f.get("kind") not in POINT_KINDS:
+        f.pop("kind", None)
+    return {"kind": f.get("kind"), "on_from": _day(f.get("from")), "on_to": _day(f.get("to")),
+            "q": f.get("q")}
 
 
 @bp.get("/me/points")
 @signed_in
 def my_points(actor: Actor):
     """My points: balance, open lots and when they expire, and every line with its reason,
-    newest first, a page at a time."""
-    page = max(1, min(request.args.get("page", 1, type=int) or 1, 1000))
-    shown = page * POINT_LINES
-    wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id, limit=shown + 1)
-    more = False
-    for wallet in wallets:
-        more = more or len(wallet["lines"]) > shown
-        wallet["lines"] = wallet["lines"][shown - POINT_LINES:shown]
+    newest first, a page at a time: by kind, between two dates, words in the reason; the lines
+    as shown download as CSV or XLSX."""
+    la = list_args("kind", "from", "to")
+    filters = _point_filters(la)
+    wallets = lovebank.statement(db(), actor=actor, user_id=actor.user_id, with_lines=False)
     names = {c.id: c.name for c in db().query(Community).filter(
         Community.id.in_([w["community_id"] for w in wallets] or [0]))}
-    return render_template("pages/points.html", wallets=wallets, names=names, page=page,
-                           more=more)
+
+    def fetch(page: int, per_page: int):
+        return lovebank.list_statement_lines(db(), actor=actor, user_id=actor.user_id,
+                                             filters=filters, page=page, per_page=per_page)
+
+    exported = export_or_none(POINT_COLUMNS, lambda: [
+        {"at": line["at"], "community": names.get(line["community_id"], ""),
+         "kind": str(POINT_KINDS.get(line["kind"], line["kind"])), "amount": line["amount"],
+         "reason": line["reason"]} for line in fetch(1, EXPORT_LIMIT).items], _("my points"))
+    if exported is not None:
+        return exported
+    return render_template("pages/points.html", wallets=wallets, names=names, la=la,
+                           page=fetch(la.page, la.per_page), kinds=list(POINT_KINDS.items()))
 
 
 @bp.get("/market")

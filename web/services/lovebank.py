@@ -6,7 +6,8 @@ calls it, and posts through `journal.post`; the wallet is locked before its lots
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -40,6 +41,7 @@ from web.models.people import Role
 from web.services import audit
 from web.services import idempotency as keys
 from web.services.base import (
+    LOCAL_TZ,
     Page,
     get_or_404,
     invalid,
@@ -487,42 +489,38 @@ def may_read_wallet(session: Session, actor: Actor, wallet: LedgerAccount) -> bo
             or may_oversee(session, actor, wallet.community_id))
 
 
-def statement(session: Session, *, actor: Actor, user_id: int, community_id: int | None = None,
-              now: datetime | None = None, limit: int | None = None) -> list[dict]:
-    """A person's wallets: balance, open lots with expiry, and every line with its reason."""
-    now = now or utcnow()
-    today = local_date(now)
+WALLET_KINDS = (TransferKind.CREDIT, TransferKind.AWARD, TransferKind.REDEMPTION,
+                TransferKind.REFUND, TransferKind.EXPIRY, TransferKind.GIFT,
+                TransferKind.ADJUSTMENT, TransferKind.REVERSAL)  # the kinds that reach a wallet
+
+
+def _readable_wallets(session: Session, actor: Actor, user_id: int,
+                      community_id: int | None) -> list[LedgerAccount]:
+    """The person's wallets the actor may read (404 when there are some and none is)."""
     wallets = [w for w in wallets_of(session, user_id)
                if community_id is None or w.community_id == community_id]
     visible = [w for w in wallets if may_read_wallet(session, actor, w)]
     if not visible and not (actor.user_id == user_id or actor.is_system):
         raise NotFoundError("Wallet", user_id)
-    return [_wallet_statement(session, w, today, limit) for w in visible]
+    return visible
+
+
+def statement(session: Session, *, actor: Actor, user_id: int, community_id: int | None = None,
+              now: datetime | None = None, limit: int | None = None,
+              with_lines: bool = True) -> list[dict]:
+    """A person's wallets: balance, open lots with expiry, and every line with its reason
+    (`with_lines=False` for the summary alone; `list_statement_lines` pages and filters)."""
+    today = local_date(now or utcnow())
+    return [_wallet_statement(session, w, today, limit, with_lines)
+            for w in _readable_wallets(session, actor, user_id, community_id)]
 
 
 def _wallet_statement(session: Session, wallet: LedgerAccount, today: date,
-                      limit: int | None) -> dict:
+                      limit: int | None, with_lines: bool = True) -> dict:
     lots = list(session.scalars(select(PointLot).where(
         PointLot.account_id == wallet.id, PointLot.remaining > 0)
         .order_by(PointLot.earned_on, PointLot.id)))
-    stmt = (select(LedgerEntry, LedgerTransfer)
-            .join(LedgerTransfer, LedgerEntry.transfer_id == LedgerTransfer.id)
-            .where(LedgerEntry.account_id == wallet.id)
-            .order_by(LedgerTransfer.created_at.desc(), LedgerEntry.id.desc()))
-    if limit:
-        stmt = stmt.where(LedgerEntry.transfer_id.in_(
-            select(LedgerEntry.transfer_id).where(LedgerEntry.account_id == wallet.id)
-            .order_by(LedgerEntry.transfer_id.desc()).limit(limit)))
-    lines: dict[int, dict] = {}
-    for entry, transfer in session.execute(stmt):  # one line per transfer, however many lots
-        line = lines.setdefault(transfer.id, {
-            "at": transfer.created_at, "amount": 0, "kind": transfer.kind,
-            "reason": transfer.reason, "source_type": transfer.source_type,
-            "source_id": transfer.source_id, "transfer_id": transfer.id,
-            "rule_version": transfer.rule_version, "lots": []})
-        line["amount"] += entry.amount
-        if entry.lot_id is not None:
-            line["lots"].append(entry.lot_id)
+    lines = _wallet_lines(session, wallet, limit) if with_lines else []
     usable = sum(lot.remaining for lot in lots if lot.expires_on is None or lot.expires_on > today)
     expiring: dict[date, int] = {}
     for lot in lots:
@@ -534,7 +532,83 @@ def _wallet_statement(session: Session, wallet: LedgerAccount, today: date,
             "lots": [{"id": lot.id, "origin": lot.origin, "earned_on": lot.earned_on,
                       "expires_on": lot.expires_on, "amount": lot.amount,
                       "remaining": lot.remaining} for lot in lots],
-            "lines": list(lines.values())}
+            "lines": lines}
+
+
+def _wallet_lines(session: Session, wallet: LedgerAccount, limit: int | None) -> list[dict]:
+    stmt = (select(LedgerEntry, LedgerTransfer)
+            .join(LedgerTransfer, LedgerEntry.transfer_id == LedgerTransfer.id)
+            .where(LedgerEntry.account_id == wallet.id)
+            .order_by(LedgerTransfer.created_at.desc(), LedgerEntry.id.desc()))
+    if limit:
+        stmt = stmt.where(LedgerEntry.transfer_id.in_(
+            select(LedgerEntry.transfer_id).where(LedgerEntry.account_id == wallet.id)
+            .order_by(LedgerEntry.transfer_id.desc()).limit(limit)))
+    lines: dict[int, dict] = {}
+    for entry, transfer in session.execute(stmt):  # one line per transfer, however many lots
+        line = lines.setdefault(transfer.id, _line(transfer, wallet.community_id))
+        line["amount"] += entry.amount
+        if entry.lot_id is not None:
+            line["lots"].append(entry.lot_id)
+    return list(lines.values())
+
+
+def _line(transfer: LedgerTransfer, community_id: int, amount: int = 0) -> dict:
+    return {"at": transfer.created_at, "amount": amount, "kind": transfer.kind,
+            "reason": transfer.reason, "source_type": transfer.source_type,
+            "source_id": transfer.source_id, "transfer_id": transfer.id,
+            "rule_version": transfer.rule_version, "community_id": community_id, "lots": []}
+
+
+def list_statement_lines(session: Session, *, actor: Actor, user_id: int,
+                         community_id: int | None = None, filters: dict | None = None,
+                         page: int = 1, per_page: int = 20) -> Page:
+    """A person's statement lines (one per transfer and wallet, its points summed over lots),
+    newest first, paged in the database. Filters: `kind` (one or a list of WALLET_KINDS),
+    `on_from` / `on_to` (dates in Asia/Shanghai, both included), `q` in the reason."""
+    wallets = {w.id: w.community_id
+               for w in _readable_wallets(session, actor, user_id, community_id)}
+    amount = func.sum(LedgerEntry.amount).label("amount")
+    stmt = (select(LedgerTransfer, LedgerEntry.account_id, amount)
+            .join(LedgerEntry, LedgerEntry.transfer_id == LedgerTransfer.id)
+            .where(LedgerEntry.account_id.in_(list(wallets) or [0]))
+            .group_by(LedgerTransfer.id, LedgerEntry.account_id))
+    stmt = _statement_filters(stmt, filters or {})
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.execute(stmt.order_by(LedgerTransfer.created_at.desc(),
+                                         LedgerTransfer.id.desc())
+                           .limit(per_page).offset((page - 1) * per_page)).all()
+    lines = [_line(t, wallets[account_id], int(points)) for t, account_id, points in rows]
+    _attach_lots(session, lines, {t.id: account_id for t, account_id, _p in rows})
+    return Page(items=lines, total=total, page=page, per_page=per_page)
+
+
+def _statement_filters(stmt, f: dict):
+    if f.get("kind"):
+        kinds = [f["kind"]] if isinstance(f["kind"], str) else list(f["kind"])
+        stmt = stmt.where(LedgerTransfer.kind.in_(kinds))
+    zone = ZoneInfo(LOCAL_TZ)
+    if f.get("on_from"):
+        stmt = stmt.where(LedgerTransfer.created_at >= datetime.combine(
+            f["on_from"], time(), tzinfo=zone))
+    if f.get("on_to"):
+        stmt = stmt.where(LedgerTransfer.created_at < datetime.combine(
+            f["on_to"] + timedelta(days=1), time(), tzinfo=zone))
+    if f.get("q"):
+        stmt = stmt.where(LedgerTransfer.reason.ilike(like_pattern(f["q"]), escape="\\"))
+    return stmt
+
+
+def _attach_lots(session: Session, lines: list[dict], accounts: dict[int, int]) -> None:
+    """Each line's lots, in one query for the page."""
+    by_id = {line["transfer_id"]: line for line in lines}
+    found = session.execute(select(LedgerEntry.transfer_id, LedgerEntry.account_id,
+                                   LedgerEntry.lot_id).where(
+        LedgerEntry.transfer_id.in_(list(by_id) or [0]), LedgerEntry.lot_id.is_not(None))
+        .order_by(LedgerEntry.id.desc()))
+    for transfer_id, account_id, lot_id in found:
+        if accounts.get(transfer_id) == account_id:
+            by_id[transfer_id]["lots"].append(lot_id)
 
 
 def list_transfers(session: Session, *, actor: Actor, community_id: int, filters: dict,

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from matcher.problem import ANY, MODES, ProblemError, Weights, build_problem
@@ -46,6 +46,7 @@ from web.services.assignments import dispatch_in_transaction
 from web.services.base import (
     get_or_404,
     invalid,
+    like_pattern,
     local_date,
     lock,
     need_reason,
@@ -439,13 +440,20 @@ def _visible_proposals(actor: Actor):
 
 def list_proposals(session: Session, *, actor: Actor, filters: dict, page: int = 1,
                    per_page: int = 20):
-    """Proposals in the actor's communities, best first within a run."""
+    """Proposals in the actor's communities, best first within a run; `q` reads words in the
+    item's title or the unit's name."""
     stmt = _visible_proposals(actor).options(selectinload(MatchProposal.demand),
                                              selectinload(MatchProposal.resource),
                                              selectinload(MatchProposal.unit))
     for key in ("run_id", "demand_id", "unit_id", "community_id", "status"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(MatchProposal, key) == filters[key])
+    if filters.get("q"):  # words in the item's title or the unit's name, taken literally
+        like = like_pattern(filters["q"])
+        stmt = stmt.where(or_(
+            MatchProposal.demand_id.in_(select(DemandItem.id).where(
+                DemandItem.title.ilike(like, escape="\\"))),
+            MatchProposal.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\")))))
     stmt = stmt.order_by(MatchProposal.run_id.desc(), MatchProposal.demand_id,
                          MatchProposal.role.desc(), MatchProposal.score.desc(), MatchProposal.id)
     return paginate(session, stmt, page, per_page)

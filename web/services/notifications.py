@@ -39,6 +39,7 @@ from web.errors import NotFoundError, PermissionDeniedError
 from web.models import (
     Community,
     Delivery,
+    DemandItem,
     LedgerAccount,
     Notification,
     NotificationSettings,
@@ -48,7 +49,16 @@ from web.models import (
     User,
 )
 from web.services import audit
-from web.services.base import LOCAL_TZ, Page, invalid, local_date, lock, paginate, write
+from web.services.base import (
+    LOCAL_TZ,
+    Page,
+    invalid,
+    like_pattern,
+    local_date,
+    lock,
+    paginate,
+    write,
+)
 from web.services.channels import Channel, channels_from_env, public_link
 from web.services.journal import AccountKind
 
@@ -270,11 +280,24 @@ def _reader(actor: Actor) -> int:
 
 
 def list_notifications(session: Session, *, actor: Actor, unread_only: bool = False,
-                       page: int = 1, per_page: int = 20) -> Page:
-    """The actor's own notifications, newest first (only the unread ones if asked)."""
+                       filters: dict | None = None, page: int = 1, per_page: int = 20) -> Page:
+    """The actor's own notifications, newest first (only the unread ones if asked): by `kind`
+    (one or a list of KINDS) and `q`, words in what the message names (the item's title, the
+    unit, the reason, the points: its stored params) or in the title of the item it is about
+    (wildcards taken literally; the sentence around them is written only when shown)."""
     stmt = select(Notification).where(Notification.user_id == _reader(actor))
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
+    f = filters or {}
+    if f.get("kind"):
+        kinds = [f["kind"]] if isinstance(f["kind"], str) else list(f["kind"])
+        stmt = stmt.where(Notification.kind.in_(kinds))
+    if f.get("q"):
+        like = like_pattern(f["q"])
+        stmt = stmt.where(or_(
+            Notification.params.ilike(like, escape="\\"),
+            Notification.demand_id.in_(select(DemandItem.id).where(
+                DemandItem.title.ilike(like, escape="\\")))))
     return paginate(session, stmt.order_by(Notification.created_at.desc(),
                                            Notification.id.desc()), page, per_page)
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
 from web.domain.states import WORKABLE_STATES, DemandStatus, ReportStatus
 from web.errors import ConflictError, NotFoundError
 from web.models import (
+    ActivitySession,
+    Category,
     DemandItem,
     ReportVolunteer,
     ServiceRecord,
+    SessionSignup,
     Unit,
     User,
     WorkReport,
@@ -24,6 +27,7 @@ from web.services.assignments import close_open_offers, complete_assignments
 from web.services.base import (
     Page,
     invalid,
+    like_pattern,
     local_date,
     lock,
     need_reason,
@@ -136,6 +140,12 @@ def list_reports(session: Session, *, actor: Actor, filters: dict, page: int = 1
     for key in ("status", "demand_id", "unit_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(WorkReport, key) == filters[key])
+    if filters.get("q"):  # words in the item's title or the unit's name, taken literally
+        like = like_pattern(filters["q"])
+        stmt = stmt.where(or_(
+            WorkReport.demand_id.in_(select(DemandItem.id).where(
+                DemandItem.title.ilike(like, escape="\\"))),
+            WorkReport.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\")))))
     return paginate(session, stmt.order_by(WorkReport.id.desc()), page, per_page)
 
 
@@ -208,17 +218,59 @@ def return_report(session: Session, *, actor: Actor, report_id: int, reason: str
     return report
 
 
-def list_service_records(session: Session, *, actor: Actor, filters: dict, page: int = 1,
-                         per_page: int = 20) -> Page:
-    """Service records of the actor, their unit, or their community/subdistrict."""
+def _service_records(actor: Actor, filters: dict) -> Select:
+    """The service records the actor may read that match `filters`."""
     conds = overseen(actor, ServiceRecord.community_id)
     if actor.user_id is not None:
         conds.append(ServiceRecord.user_id == actor.user_id)
     if actor.admin_units:
         conds.append(ServiceRecord.unit_id.in_(actor.admin_units))
     stmt = scoped(ServiceRecord, conds, actor)
-    for key in ("user_id", "unit_id", "community_id", "demand_id", "report_id"):
+    for key in ("user_id", "unit_id", "community_id", "demand_id", "report_id", "category_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(ServiceRecord, key) == filters[key])
+    if filters.get("year"):  # a range, so the date's index serves
+        if not 1 <= filters["year"] < 9999:
+            raise invalid("year", "not a year")
+        stmt = stmt.where(ServiceRecord.served_on >= date(filters["year"], 1, 1),
+                          ServiceRecord.served_on < date(filters["year"] + 1, 1, 1))
+    if filters.get("q"):
+        stmt = stmt.where(_record_words(like_pattern(filters["q"])))
+    return stmt
+
+
+def _record_words(like: str):
+    """Words in what the service was for (the item's or the activity's title), the unit's
+    name or the category's name, wildcards taken literally."""
+    def has(column):
+        return column.ilike(like, escape="\\")
+
+    return or_(
+        ServiceRecord.demand_id.in_(select(DemandItem.id).where(has(DemandItem.title))),
+        ServiceRecord.unit_id.in_(select(Unit.id).where(has(Unit.name))),
+        ServiceRecord.signup_id.in_(select(SessionSignup.id).join(
+            ActivitySession, SessionSignup.session_id == ActivitySession.id)
+            .where(has(ActivitySession.title))),
+        ServiceRecord.category_id.in_(select(Category.id).where(
+            or_(has(Category.name_zh), has(Category.name_en)))))
+
+
+def list_service_records(session: Session, *, actor: Actor, filters: dict, page: int = 1,
+                         per_page: int = 20) -> Page:
+    """Service records of the actor, their unit, or their community/subdistrict, newest first:
+    by person, unit, community, item, report, `category_id`, `year` (served in) and `q`."""
+    stmt = _service_records(actor, filters)
     return paginate(session, stmt.order_by(ServiceRecord.verified_at.desc(), ServiceRecord.id),
                     page, per_page)
+
+
+def service_minutes(session: Session, *, actor: Actor, filters: dict,
+                    by: str) -> list[tuple[int, int, int]]:
+    """(category id or year, records, minutes) of the matching service records, summed in the
+    database, most minutes first; `by` is "category" or "year"."""
+    found = _service_records(actor, filters).subquery()
+    key = found.c.category_id if by == "category" else func.extract("year", found.c.served_on)
+    rows = session.execute(select(key, func.count(), func.sum(found.c.minutes))
+                           .group_by(key)).all()
+    return sorted(((int(k), int(n), int(m or 0)) for k, n, m in rows),
+                  key=lambda row: (-row[2], row[0]))
