@@ -153,7 +153,7 @@ def case_county() -> dict:
 RUN = {
     "city": case_city, "peer_sparse": case_peer_sparse, "peer_dense": case_peer_dense,
     "scarce": case_scarce,
-    "teams_1000": lambda: case_teams(1_000, 1.5, {"total_s": 2.0, "gap": 0.01,
+    "teams_1000": lambda: case_teams(1_000, 1.8, {"total_s": 2.0, "gap": 0.01,
                                                   "vs_greedy": 0.20}),
     "teams_5000": lambda: case_teams(5_000, 15.0, {"total_s": 20.0, "peak_mb": 400,
                                                    "gap": 0.05, "vs_greedy": 0.18}),

@@ -18,6 +18,7 @@ from matcher.model import Model, objective_of
 from matcher.problem import SolverError
 
 NEIGHBOURHOOD = 15
+ROUND_LIMIT = 0.2  # CP-SAT's deterministic time for one neighbourhood
 
 
 def _sub_model(model: Model, demands: np.ndarray, capacity: np.ndarray,
@@ -60,8 +61,12 @@ def polish(model: Model, rows: list[int], alloc: list[int], *, time_limit: float
                                               minlength=p.n_resources).astype(np.int64)
         sub, sub_rows = _sub_model(model, near, capacity, quantity)
         before = [int(x) for x in np.searchsorted(sub_rows, [r for r in chosen if free[c.d[r]]])]
+        # CP-SAT may run four times its deterministic limit in wall time: never past the end
+        limit = min(ROUND_LIMIT, (wall - time.perf_counter()) / 4)
+        if limit < 0.01:
+            break
         try:
-            got, got_alloc, _, _, used = solve_cpsat(sub, time_limit=0.2, seed=seed,
+            got, got_alloc, _, _, used = solve_cpsat(sub, time_limit=limit, seed=seed,
                                                      hint=before, with_time=True)
         except SolverError:
             spent += 0.05

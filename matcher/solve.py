@@ -4,9 +4,10 @@
 - Small problems (up to `EXACT_LIMIT` candidate pairs) → CP-SAT on the whole model, warm-started
   from the greedy answer: exact when it proves optimality within the limit.
 - Large problems with teams → column generation over whole teams (matcher/columns.py), its
-  master rounded; 1+1 demands then go through the flow on what capacity is left. The bound is
-  the Lagrangian bound of the column generation (plus the flow's on full capacity). With pinned
-  pairs, the compact linear relaxation (matcher/relax.py) instead.
+  master booked (stopping as soon as the booking is within `STOP_GAP` of the bound); 1+1
+  demands then go through the flow on what capacity is left. The bound is the Lagrangian bound
+  of the column generation (plus the flow's on full capacity). With pinned pairs, the compact
+  linear relaxation (matcher/relax.py) instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from matcher.relax import round_relaxation, solve_relaxation
 
 EXACT_LIMIT = 20_000
 COLUMN_SHARE = 0.8  # of the time left, what column generation may use (the rest: booking, polish)
+STOP_GAP = 0.008    # column generation stops once its booked teams are this close to the bound
 
 
 @dataclass
@@ -219,11 +221,13 @@ def _by_columns(model: Model, greedy_rows: list[int], deadline: float
     chosen, alloc, bound = [], [], 0
     if len(team_rows):
         share = COLUMN_SHARE * (deadline - time.perf_counter())
+        booked = _Booking(model, rows, deadline)
         cols, upper, x = columns.generate(model, team_rows, capacity=p.r_capacity.astype(float),
-                                          seed_teams=sorted(seed.items()), time_limit=share)
+                                          seed_teams=sorted(seed.items()), time_limit=share,
+                                          enough=booked.enough)
         # the objective is integral, so the bound may be rounded down (a hair of float slack)
         bound = int(np.floor(upper + 1e-6))
-        chosen, alloc = columns.book(model, cols, x, rows, residual)
+        chosen, alloc, residual = booked.answer(cols, x)
     if not split:
         if len(single_rows):  # 1+1 demands could not be priced: their best pairs bound them
             bound += _upper(_single_part(model, single_rows))
@@ -233,6 +237,33 @@ def _by_columns(model: Model, greedy_rows: list[int], deadline: float
                          rows=_not_clashing(model, residual, single_rows))
     return ([*chosen, *singles.tolist()],
             [*alloc, *p.d_quantity[c.d[singles]].tolist()], bound)
+
+
+class _Booking:
+    """Books the master's answer while column generation runs, so that it stops as soon as the
+    booked teams are within `STOP_GAP` of the bound; the last booking is kept for the answer."""
+
+    def __init__(self, model: Model, rows: np.ndarray, deadline: float):
+        self.model, self.rows, self.deadline = model, rows, deadline
+        self.last: tuple | None = None
+
+    def _book(self, cols: columns.Columns, x: np.ndarray):
+        residual = Residual(self.model)
+        chosen, alloc = columns.book(self.model, cols, x, self.rows, residual,
+                                     time_limit=(self.deadline - time.perf_counter()) / 2)
+        return chosen, alloc, residual
+
+    def enough(self, cols: columns.Columns, x: np.ndarray, upper: float) -> bool:
+        chosen, alloc, residual = self._book(cols, x)
+        self.last = (len(cols), x, chosen, alloc, residual)
+        teams = [row for row in chosen if self.model.team[self.model.cands.d[row]]]
+        return objective_of(self.model, teams) >= (1 - STOP_GAP) * upper
+
+    def answer(self, cols: columns.Columns, x: np.ndarray):
+        """(rows, shares, what is left) of booking `x`, reusing the last booking if the same."""
+        if self.last and self.last[0] == len(cols) and np.array_equal(self.last[1], x):
+            return self.last[2:]
+        return self._book(cols, x)
 
 
 def _single_part(model: Model, rows: np.ndarray) -> Model:
