@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from matcher.problem import ANY, MODES, ProblemError, Weights, build_problem
@@ -46,7 +46,6 @@ from web.services.assignments import dispatch_in_transaction
 from web.services.base import (
     get_or_404,
     invalid,
-    like_pattern,
     local_date,
     lock,
     need_reason,
@@ -55,7 +54,7 @@ from web.services.base import (
     utcnow,
     write,
 )
-from web.services.scope import overseen, scoped
+from web.services.scope import item_or_unit_named, overseen, scoped
 
 log = logging.getLogger(__name__)
 
@@ -448,12 +447,8 @@ def list_proposals(session: Session, *, actor: Actor, filters: dict, page: int =
     for key in ("run_id", "demand_id", "unit_id", "community_id", "status"):
         if filters.get(key) is not None:
             stmt = stmt.where(getattr(MatchProposal, key) == filters[key])
-    if filters.get("q"):  # words in the item's title or the unit's name, taken literally
-        like = like_pattern(filters["q"])
-        stmt = stmt.where(or_(
-            MatchProposal.demand_id.in_(select(DemandItem.id).where(
-                DemandItem.title.ilike(like, escape="\\"))),
-            MatchProposal.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\")))))
+    if filters.get("q"):
+        stmt = stmt.where(item_or_unit_named(MatchProposal, filters["q"]))
     stmt = stmt.order_by(MatchProposal.run_id.desc(), MatchProposal.demand_id,
                          MatchProposal.role.desc(), MatchProposal.score.desc(), MatchProposal.id)
     return paginate(session, stmt, page, per_page)

@@ -44,7 +44,7 @@ from web.services.notifications import (
     secretaries_of,
     unit_admins_of,
 )
-from web.services.scope import handled_demands, overseen, scoped
+from web.services.scope import handled_demands, item_or_unit_named, overseen, scoped
 
 SERVICE_RECORD_NAMESPACE = uuid.UUID("6f1d0c8e-3b0a-4c5e-9a57-7c1b2f3e4d50")
 
@@ -140,12 +140,8 @@ def list_reports(session: Session, *, actor: Actor, filters: dict, page: int = 1
     for key in ("status", "demand_id", "unit_id"):
         if filters.get(key):
             stmt = stmt.where(getattr(WorkReport, key) == filters[key])
-    if filters.get("q"):  # words in the item's title or the unit's name, taken literally
-        like = like_pattern(filters["q"])
-        stmt = stmt.where(or_(
-            WorkReport.demand_id.in_(select(DemandItem.id).where(
-                DemandItem.title.ilike(like, escape="\\"))),
-            WorkReport.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\")))))
+    if filters.get("q"):
+        stmt = stmt.where(item_or_unit_named(WorkReport, filters["q"]))
     return paginate(session, stmt.order_by(WorkReport.id.desc()), page, per_page)
 
 

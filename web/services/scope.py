@@ -11,7 +11,8 @@ from sqlalchemy import ColumnElement, Select, false, or_, select
 from sqlalchemy.orm import Session
 
 from web.domain.actor import Actor
-from web.models import Community, DemandItem
+from web.models import Community, DemandItem, Unit
+from web.services.base import like_pattern
 from web.services.places import child_grid_ids
 
 
@@ -46,3 +47,12 @@ def scoped(model, conds: list[ColumnElement], actor: Actor) -> Select:
     if actor.is_system:
         return select(model)
     return select(model).where(or_(*conds) if conds else false())
+
+
+def item_or_unit_named(model, words: str) -> ColumnElement:
+    """Rows of `model` (with demand_id and unit_id) whose item's title or unit's name holds
+    `words`, taken literally: the search of every list of work between items and units."""
+    like = like_pattern(words)
+    return or_(model.demand_id.in_(select(DemandItem.id).where(
+                   DemandItem.title.ilike(like, escape="\\"))),
+               model.unit_id.in_(select(Unit.id).where(Unit.name.ilike(like, escape="\\"))))
