@@ -422,7 +422,13 @@ class Pacer:
             return due
 
     @staticmethod
-    def wait_until(due: float) -> None:
+    def next_send(pacer: Pacer | None, until: float) -> float | None:
+        """When a client sends next: now (closed loop), or its turn's due time, waited for (open
+        loop); None when the run is over."""
+        due = pacer.take() if pacer else time.perf_counter()
+        if due is None or due >= until:
+            return None
         delay = due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
+        return due

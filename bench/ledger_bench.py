@@ -173,12 +173,7 @@ class Client:
             pacer: Pacer | None = None) -> None:
         """Closed loop (send, wait for the answer, send again) or, with a pacer, each request
         at its due time, its latency counted from then."""
-        while True:
-            due = pacer.take() if pacer else time.perf_counter()
-            if due is None or due >= until:
-                return
-            if pacer:
-                pacer.wait_until(due)
+        while (due := Pacer.next_send(pacer, until)) is not None:
             community = self.rng.choice(self.communities)
             roll = self.rng.random()
             if roll < self.args.credit_share / 2:

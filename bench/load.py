@@ -295,12 +295,7 @@ class Client:
     def run(self, measure_from: float, until: float, pacer: Pacer | None = None) -> None:
         """Closed loop, or with a pacer each request at its due time (Pacer), its latency
         counted from then."""
-        while True:
-            due = pacer.take() if pacer else time.perf_counter()
-            if due is None or due >= until:
-                return
-            if pacer:
-                pacer.wait_until(due)
+        while (due := Pacer.next_send(pacer, until)) is not None:
             kind = self.rng.choices(self.kinds, self.weights)[0]
             kind, (status, payload, elapsed), after = getattr(self, kind)()
             if pacer:
